@@ -1,0 +1,45 @@
+# allvm-py: `make demo` (the main job, end to end) and `make test` (the test suite).
+# Both set up what they need first: .venv/ with pinned dependencies, zig's musl warmed.
+# Each step leaves a stamp, so a second run is quick.
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+INSTALLED := $(VENV)/.allvm-installed
+MUSL_WARM := $(VENV)/.allvm-musl-warm
+TEST_DEPS := $(VENV)/.allvm-test-deps
+
+.PHONY: setup demo test lint clean
+
+setup: $(INSTALLED) $(MUSL_WARM)
+
+$(INSTALLED): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
+		{ echo "allvm-py needs Python 3.11 or newer as $(PYTHON)"; exit 1; }
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check -e '.[dev]' \
+		--config-settings editable_mode=compat
+	touch $@
+
+# zig builds musl from source on its first static link (about a minute): do it once, here.
+$(MUSL_WARM): $(INSTALLED)
+	@echo "Warming zig's musl build (once, about a minute)..."
+	$(PY) -m allvm.toolchain
+	touch $@
+
+# Debian's clang-14 makes the LLVM-4-era-style bitcode the old-input tests load.
+$(TEST_DEPS):
+	command -v clang-14 >/dev/null || { apt-get update -q && apt-get install -y -q clang-14; }
+	touch $@
+
+demo: setup
+	$(PY) examples/demo.py
+
+test: setup $(TEST_DEPS)
+	$(VENV)/bin/pytest -q
+
+lint: $(INSTALLED)
+	$(VENV)/bin/ruff check allvm tests bench examples
+
+clean:
+	rm -rf build .pytest_cache

@@ -1,0 +1,190 @@
+"""The allexe container: a zip of bitcode modules, `main.bc` first, maybe behind a shebang line.
+
+Reading is done here with `struct` and `zlib` only, not `zipfile`: alley's cache-hit path reads
+the zip directory of every allexe it runs, and importing `zipfile` alone costs more time than
+that whole path is allowed. Writing (not on any hot path) uses `zipfile`.
+"""
+
+import os
+import struct
+import zlib
+
+# CPython's own BLAKE2 module: `hashlib` pulls in OpenSSL, several ms of import on the hot path.
+from _blake2 import blake2b
+
+from allvm.errors import AllvmError
+
+MAIN_MODULE = "main.bc"
+
+_EOCD = struct.Struct("<IHHHHIIH")  # end of central directory record
+_CENTRAL = struct.Struct("<IHHHHHHIIIHHHHHII")  # central directory file header
+_LOCAL = struct.Struct("<IHHHHHIIIHH")  # local file header
+_EOCD_SIG, _CENTRAL_SIG, _LOCAL_SIG = 0x06054B50, 0x02014B50, 0x04034B50
+_STORED, _DEFLATED = 0, 8
+_FLAG_ENCRYPTED = 0x1
+
+
+class ModuleEntry:
+    """One module of an allexe, as its zip directory describes it."""
+
+    __slots__ = ("name", "crc", "method", "compressed_size", "size", "header_offset", "flags")
+
+    def __init__(self, name, crc, method, compressed_size, size, header_offset, flags):
+        self.name = name
+        self.crc = crc
+        self.method = method
+        self.compressed_size = compressed_size
+        self.size = size
+        self.header_offset = header_offset
+        self.flags = flags
+
+    @property
+    def crc_hex(self) -> str:
+        """The module's displayed identity: its CRC-32, 8 upper-case hex digits."""
+        return f"{self.crc:08X}"
+
+    @property
+    def base_name(self) -> str:
+        return self.name.rstrip("/").rsplit("/", 1)[-1]
+
+
+class Allexe:
+    """An opened, validated allexe. The whole file is held in memory (allexes are small)."""
+
+    def __init__(self, path: str, data: bytes, modules: list[ModuleEntry]):
+        self.path = path
+        self.data = data
+        self.modules = modules
+
+    @classmethod
+    def open(cls, path: str) -> "Allexe":
+        try:
+            with open(path, "rb") as f:
+                data = f.read()
+        except OSError as e:
+            raise AllvmError(f"Could not open '{path}': {e.strerror}") from None
+        try:
+            modules = _read_directory(data)
+        except ValueError:
+            raise AllvmError(f"Could not open '{path}': empty or invalid allexe") from None
+        if modules[0].name != MAIN_MODULE:
+            raise AllvmError(
+                f"Could not open '{path}': First entry was '{modules[0].name}', "
+                f"expected '{MAIN_MODULE}'"
+            )
+        allexe = cls(path, data, modules)
+        allexe._check_entries()
+        return allexe
+
+    def _check_entries(self) -> None:
+        """Refuse entries this platform cannot load (encrypted, unknown compression)."""
+        for entry in self.modules:
+            if entry.flags & _FLAG_ENCRYPTED:
+                raise AllvmError(f"{self.path}: entry '{entry.name}' is encrypted")
+            if entry.method not in (_STORED, _DEFLATED):
+                raise AllvmError(
+                    f"{self.path}: entry '{entry.name}' uses unsupported compression "
+                    f"{entry.method}"
+                )
+
+    @property
+    def main(self) -> ModuleEntry:
+        return self.modules[0]
+
+    @property
+    def has_shebang(self) -> bool:
+        return self.data.startswith(b"#!")
+
+    def stored_bytes(self, entry: ModuleEntry) -> memoryview:
+        """The entry's bytes exactly as stored (compressed or not)."""
+        fields = _LOCAL.unpack_from(self.data, entry.header_offset)
+        if fields[0] != _LOCAL_SIG:
+            raise AllvmError(f"{self.path}: entry '{entry.name}': bad local header")
+        start = entry.header_offset + _LOCAL.size + fields[9] + fields[10]
+        stored = memoryview(self.data)[start : start + entry.compressed_size]
+        if len(stored) != entry.compressed_size:
+            raise AllvmError(f"{self.path}: entry '{entry.name}' is truncated")
+        return stored
+
+    def stored_digest(self, entry: ModuleEntry) -> str:
+        """A strong hash of the stored bytes: the module's cache identity (the CRC is not)."""
+        h = blake2b(digest_size=20)
+        h.update(entry.method.to_bytes(2, "little"))
+        h.update(self.stored_bytes(entry))
+        return h.hexdigest()
+
+    def read_module(self, entry: ModuleEntry) -> bytes:
+        """The module's bitcode, inflated and checked against its CRC."""
+        stored = self.stored_bytes(entry)
+        if entry.method == _STORED:
+            data = bytes(stored)
+        else:
+            try:
+                data = zlib.decompressobj(-15).decompress(stored, entry.size + 1)
+            except zlib.error as e:
+                raise AllvmError(f"{self.path}: entry '{entry.name}': {e}") from None
+        if len(data) != entry.size or zlib.crc32(data) != entry.crc:
+            raise AllvmError(f"{self.path}: entry '{entry.name}' is corrupt (CRC mismatch)")
+        return data
+
+
+def _read_directory(data: bytes) -> list[ModuleEntry]:
+    """Parse the zip central directory; ValueError for anything that is not a usable zip."""
+    eocd = data.rfind(b"PK\x05\x06", max(0, len(data) - 65536 - _EOCD.size))
+    if eocd < 0 or len(data) - eocd < _EOCD.size:
+        raise ValueError("no end of central directory")
+    _, _, _, _, count, cd_size, cd_offset, _ = _EOCD.unpack_from(data, eocd)
+    # Data prepended to a zip written without it (a shebang added later) shifts every offset.
+    base = eocd - cd_size - cd_offset
+    if base < 0 or count == 0:
+        raise ValueError("bad central directory")
+    pos = cd_offset + base
+    modules = []
+    for _ in range(count):
+        if pos + _CENTRAL.size > eocd:
+            raise ValueError("truncated central directory")
+        f = _CENTRAL.unpack_from(data, pos)
+        if f[0] != _CENTRAL_SIG:
+            raise ValueError("bad central directory entry")
+        flags, method, crc, csize, size, nlen, elen, clen, offset = (
+            f[3], f[4], f[7], f[8], f[9], f[10], f[11], f[12], f[16]
+        )
+        name = data[pos + _CENTRAL.size : pos + _CENTRAL.size + nlen].decode("utf-8", "replace")
+        modules.append(ModuleEntry(name, crc, method, csize, size, offset + base, flags))
+        pos += _CENTRAL.size + nlen + elen + clen
+    return modules
+
+
+def alley_path() -> str:
+    """The absolute path of this install's alley console script, for the shebang line."""
+    import sysconfig
+
+    return os.path.join(sysconfig.get_path("scripts"), "alley")
+
+
+def pack_allexe(modules: list[tuple[str, bytes]]) -> bytes:
+    """The bytes of an allexe: shebang line, then a zip whose offsets count from file start."""
+    import io
+    import zipfile
+
+    if not modules or modules[0][0] != MAIN_MODULE:
+        raise AllvmError(f"the first module of an allexe must be '{MAIN_MODULE}'")
+    names = [name for name, _ in modules]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise AllvmError(f"duplicate module name '{duplicates[0]}'")
+    buf = io.BytesIO()
+    buf.write(f"#!{alley_path()}\n".encode())
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+        for name, bitcode in modules:
+            z.writestr(zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0)), bitcode,
+                       compress_type=zipfile.ZIP_DEFLATED)
+    return buf.getvalue()
+
+
+def write_allexe(path: str, modules: list[tuple[str, bytes]], *, force: bool) -> None:
+    """Write an executable allexe through the one output writer."""
+    from allvm.output import write_output
+
+    write_output(path, pack_allexe(modules), force=force, executable=True)
+

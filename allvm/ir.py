@@ -1,0 +1,94 @@
+"""Loading, parsing and verifying LLVM modules (bitcode or textual IR, old or new)."""
+
+import contextlib
+import os
+
+from allvm.errors import AllvmError
+
+_BITCODE_MAGICS = (b"BC\xc0\xde", b"\xde\xc0\x17\x0b")  # raw bitcode, bitcode wrapper
+_llvm = None
+
+
+def llvm():
+    """llvmlite's binding, initialized once (importing it is slow: only paths that compile pay)."""
+    global _llvm
+    if _llvm is None:
+        import llvmlite.binding as binding
+
+        binding.initialize_native_target()
+        binding.initialize_native_asmprinter()
+        binding.initialize_native_asmparser()
+        _llvm = binding
+    return _llvm
+
+
+def is_bitcode(data: bytes) -> bool:
+    return data[:4] in _BITCODE_MAGICS
+
+
+def looks_like_ir(data: bytes) -> bool:
+    """Bitcode, or text that could be LLVM assembly (not a zip, not an ELF, not binary)."""
+    if is_bitcode(data):
+        return True
+    head = data[:4096]
+    return b"\0" not in head and not head.startswith((b"PK", b"#!", b"\x7fELF"))
+
+
+@contextlib.contextmanager
+def _quiet_llvm_diagnostics():
+    """Catch what LLVM prints on fd 2 while reading old modules.
+
+    Bitcode from older compilers makes the reader warn about stale debug info; that is noise to
+    the user. Anything else LLVM says is passed on.
+    """
+    saved = os.dup(2)
+    sink = os.memfd_create("allvm-llvm-diagnostics")
+    os.dup2(sink, 2)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.lseek(sink, 0, os.SEEK_SET)
+        text = os.read(sink, 1 << 20).decode(errors="replace")
+        os.close(sink)
+        for line in text.splitlines():
+            if line.strip() and "debug info" not in line:
+                os.write(2, (line + "\n").encode())
+
+
+def parse_module(data: bytes, name: str):
+    """A verified llvmlite ModuleRef from bitcode or textual IR; errors name the module."""
+    binding = llvm()
+    try:
+        with _quiet_llvm_diagnostics():
+            if is_bitcode(data):
+                module = binding.parse_bitcode(data)
+            else:
+                module = binding.parse_assembly(data.decode("utf-8", "replace"))
+            module.verify()
+    except RuntimeError as e:
+        message = " ".join(str(e).split())
+        raise AllvmError(f"{name}: invalid module: {message}") from None
+    module.name = name
+    return module
+
+
+def read_module_file(path: str):
+    """Parse an IR file from disk (`.bc` or `.ll`); refuses files that are not IR."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError as e:
+        raise AllvmError(f"Could not open {path}: {e.strerror}") from None
+    if not data or not looks_like_ir(data):
+        raise AllvmError(f"Could not open {path}: not LLVM bitcode or textual IR")
+    return parse_module(data, path)
+
+
+def find_function(module, name: str):
+    """The function `name` if the module has it (declared or defined), else None."""
+    try:
+        return module.get_function(name)
+    except NameError:
+        return None

@@ -1,0 +1,70 @@
+"""bc2allvm: package bitcode / textual IR modules into an executable allexe."""
+
+import os
+
+from allvm.allexe import MAIN_MODULE, write_allexe
+from allvm.cli import Tool
+from allvm.errors import AllvmError
+from allvm.output import check_output_path
+
+tool = Tool(
+    "bc2allvm",
+    "Package LLVM modules (bitcode or textual IR) into an allexe. MAIN must define 'main';\n"
+    "each LIB becomes a library module. Known inline-asm idioms are replaced by IR.",
+    "example:\n  bc2allvm hello.bc            # writes hello.allexe\n"
+    "  bc2allvm prog.bc libfoo.ll -o prog.allexe -f",
+)
+tool.positional("main", metavar="MAIN", help="the program's module (defines main)")
+tool.positional("libs", metavar="LIB", nargs="*", help="library modules")
+tool.option("o", dest="output", metavar="OUT", help="output allexe (default: MAIN.allexe)")
+tool.option("f", dest="force", action="store_true", help="overwrite an existing output")
+tool.option("preserve-asm", dest="preserve_asm", action="store_true",
+            help="keep inline assembly as it is (default: replace known idioms by IR)")
+
+
+def default_output(main_path: str) -> str:
+    return os.path.splitext(main_path)[0] + ".allexe"
+
+
+def module_name(path: str) -> str:
+    """A library module's entry name: its file name, as bitcode."""
+    return os.path.splitext(os.path.basename(path))[0] + ".bc"
+
+
+def check_main(module, path: str) -> None:
+    from allvm.ir import find_function
+
+    main = find_function(module, "main")
+    if main is None:
+        raise AllvmError(f"Failed to find 'main' function in {path}!")
+    if main.is_declaration:
+        raise AllvmError("'main' must not be a declaration in first module")
+
+
+def load_input(path: str, preserve_asm: bool):
+    from allvm.deasm import deasm_module
+    from allvm.ir import read_module_file
+
+    module = read_module_file(path)
+    if not preserve_asm:
+        module, kept = deasm_module(module)
+        for where in kept:
+            tool.warning(f"{path}: inline asm kept in "
+                         + ("module asm" if where == "module asm" else f"function '{where}'"))
+    return module
+
+
+def run(args) -> int:
+    output = args.output or default_output(args.main)
+    check_output_path(output, args.force)
+    main = load_input(args.main, args.preserve_asm)
+    check_main(main, args.main)
+    modules = [(MAIN_MODULE, main.as_bitcode())]
+    for lib in args.libs:
+        modules.append((module_name(lib), load_input(lib, args.preserve_asm).as_bitcode()))
+    write_allexe(output, modules, force=args.force)
+    return 0
+
+
+def main() -> int:
+    return tool.run(run)
