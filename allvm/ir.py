@@ -57,15 +57,19 @@ def _quiet_llvm_diagnostics():
                 os.write(2, (line + "\n").encode())
 
 
-def parse_module(data: bytes, name: str):
-    """A verified llvmlite ModuleRef from bitcode or textual IR; errors name the module."""
+def parse_module(data: bytes, name: str, context=None):
+    """A verified llvmlite ModuleRef from bitcode or textual IR; errors name the module.
+
+    Modules parsed in one thread share LLVM's global context; code that works on modules in
+    several threads at once passes each its own `context`.
+    """
     binding = llvm()
     try:
         with _quiet_llvm_diagnostics():
             if is_bitcode(data):
-                module = binding.parse_bitcode(data)
+                module = binding.parse_bitcode(data, context=context)
             else:
-                module = binding.parse_assembly(data.decode("utf-8", "replace"))
+                module = binding.parse_assembly(data.decode("utf-8", "replace"), context=context)
             module.verify()
     except RuntimeError as e:
         message = " ".join(str(e).split())

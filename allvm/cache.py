@@ -1,0 +1,211 @@
+"""The native-code cache: `objects/` (one per module) and `static_binaries/` (one per allexe).
+
+This module is on alley's cache-hit path: it imports nothing heavy.
+
+Keys are strong hashes of each module's bytes as stored in the zip (the CRC is only a display
+identity) together with everything that changes the generated code (CODEGEN_ID). Each entry is
+one file carrying its own integrity trailer, so a truncated or corrupt entry is detected on use
+and rebuilt. Entries appear atomically: written in the cache's scratch directory, then renamed
+into place.
+"""
+
+import os
+import shutil
+from _blake2 import blake2b
+
+from allvm import LLVM_VERSION, __version__
+from allvm.allexe import Allexe, ModuleEntry
+
+# Everything that changes the native code for the same IR. Bump FORMAT when the layout changes.
+FORMAT = 1
+TARGET_CPU = "x86-64"
+CODEGEN_OPT_LEVEL = 2
+ZIG_VERSION = "0.17.1"
+CODEGEN_ID = (f"allvm-py {__version__}; cache format {FORMAT}; LLVM {LLVM_VERSION}; "
+              f"zig {ZIG_VERSION}; cpu {TARGET_CPU}; O{CODEGEN_OPT_LEVEL}")
+
+# Trailer: tag bytes, magic, digest of payload+tag, payload size, tag size.
+_TRAILER_MAGIC = b"ALLVMCE2"
+_DIGEST_SIZE = 16
+_TRAILER_SIZE = len(_TRAILER_MAGIC) + _DIGEST_SIZE + 8 + 2
+
+
+def cache_root() -> str:
+    """`$ALLVM_CACHE_DIR`, else the user cache directory (found without HOME, too)."""
+    root = os.environ.get("ALLVM_CACHE_DIR")
+    if root:
+        return root
+    base = os.environ.get("XDG_CACHE_HOME")
+    if not base:
+        home = os.environ.get("HOME")
+        if not home:
+            import pwd
+
+            home = pwd.getpwuid(os.getuid()).pw_dir
+        base = os.path.join(home, ".cache")
+    return os.path.join(base, "allvm")
+
+
+def _digest(*parts: str) -> str:
+    h = blake2b(digest_size=20)
+    for part in parts:
+        h.update(part.encode())
+        h.update(b"\0")
+    return h.hexdigest()
+
+
+def object_key(allexe: Allexe, entry: ModuleEntry) -> str:
+    """`<CRC>-<module base name>-<key>.o`: a person can tell what it is; the key decides."""
+    name = entry.base_name.removesuffix(".bc") or "module"
+    return f"{entry.crc_hex}-{name}-{_digest(CODEGEN_ID, allexe.stored_digest(entry))}.o"
+
+
+def static_binary_key(allexe: Allexe) -> str:
+    """One key over all modules in order: `<CRC of main.bc>-<key>`."""
+    parts = [CODEGEN_ID]
+    for entry in allexe.modules:
+        parts += [entry.name, allexe.stored_digest(entry)]
+    return f"{allexe.main.crc_hex}-{_digest(*parts)}"
+
+
+def seal(data: bytes, tag: bytes = b"") -> bytes:
+    """The payload, a short tag (what the entry is for), and an integrity trailer.
+
+    ELF readers (the kernel, the linker) ignore bytes after the file's last section.
+    """
+    digest = blake2b(data + tag, digest_size=_DIGEST_SIZE).digest()
+    return (data + tag + _TRAILER_MAGIC + digest + len(data).to_bytes(8, "little")
+            + len(tag).to_bytes(2, "little"))
+
+
+def unseal_tag(data: bytes) -> bytes | None:
+    """The tag of a complete, uncorrupted sealed entry; None for a damaged one."""
+    if len(data) < _TRAILER_SIZE:
+        return None
+    trailer = data[-_TRAILER_SIZE:]
+    magic_end = len(_TRAILER_MAGIC)
+    digest = trailer[magic_end : magic_end + _DIGEST_SIZE]
+    size = int.from_bytes(trailer[magic_end + _DIGEST_SIZE : -2], "little")
+    tag_size = int.from_bytes(trailer[-2:], "little")
+    if trailer[:magic_end] != _TRAILER_MAGIC or size + tag_size + _TRAILER_SIZE != len(data):
+        return None
+    signed = memoryview(data)[: size + tag_size]
+    if blake2b(signed, digest_size=_DIGEST_SIZE).digest() != digest:
+        return None
+    return bytes(signed[size:])
+
+
+class Cache:
+    """The cache directory. `usable` is False when it cannot be created or written."""
+
+    def __init__(self, root: str | None = None):
+        self.root = root or cache_root()
+        self.objects = os.path.join(self.root, "objects")
+        self.static_binaries = os.path.join(self.root, "static_binaries")
+
+    def static_binary_path(self, key: str) -> str:
+        return os.path.join(self.static_binaries, key)
+
+    def object_path(self, key: str) -> str:
+        return os.path.join(self.objects, key)
+
+    def entry_tag(self, path: str) -> bytes | None:
+        """The tag of the usable entry at `path`, or None; a damaged entry is removed."""
+        try:
+            with open(path, "rb") as f:
+                data = f.read()
+        except OSError:
+            return None
+        tag = unseal_tag(data)
+        if tag is None:
+            try:
+                os.unlink(path)
+            except OSError:
+                pass
+        return tag
+
+    def ensure_dirs(self) -> bool:
+        """Create the cache directories; False if the cache cannot be used at all."""
+        try:
+            os.makedirs(self.objects, exist_ok=True)
+            os.makedirs(self.static_binaries, exist_ok=True)
+            return os.access(self.objects, os.W_OK) and os.access(self.static_binaries, os.W_OK)
+        except OSError:
+            return False
+
+    def put(self, path: str, data: bytes, *, tag: bytes = b"", executable: bool = False) -> bool:
+        """Store a sealed entry atomically; False if the cache refused it (full, read-only)."""
+        import tempfile
+
+        tmp = None
+        try:
+            fd, tmp = tempfile.mkstemp(prefix=f"{os.getpid()}-", dir=self._scratch())
+            with open(fd, "wb") as f:
+                f.write(seal(data, tag))
+            os.chmod(tmp, 0o755 if executable else 0o644)
+            os.replace(tmp, path)  # concurrent puts of one key carry identical content
+            return True
+        except OSError:
+            if tmp:
+                _remove(tmp)
+            return False
+        finally:
+            self._drop_scratch()
+
+    def make_workdir(self) -> str:
+        """A private scratch directory for one build, inside the cache when it is usable.
+
+        Directories are named after the owning process, so ones left by a killed process are
+        swept by the next build.
+        """
+        import tempfile
+
+        try:
+            return tempfile.mkdtemp(prefix=f"{os.getpid()}-", dir=self._scratch())
+        except OSError:
+            return tempfile.mkdtemp(prefix="allvm-")
+
+    def remove_workdir(self, workdir: str) -> None:
+        shutil.rmtree(workdir, ignore_errors=True)
+        self._drop_scratch()
+
+    def _scratch(self) -> str:
+        """`tmp/` in the cache, on the same file system as the entries (for atomic renames).
+
+        Everything in it is named after its owning process, so what a killed process left is
+        swept by the next one.
+        """
+        scratch = os.path.join(self.root, "tmp")
+        os.makedirs(scratch, exist_ok=True)
+        for name in os.listdir(scratch):
+            pid = name.split("-", 1)[0]
+            if pid.isdigit() and not _alive(int(pid)):
+                _remove(os.path.join(scratch, name))
+        return scratch
+
+    def _drop_scratch(self) -> None:
+        """Leave nothing behind: the scratch directory goes once it is empty."""
+        try:
+            os.rmdir(os.path.join(self.root, "tmp"))
+        except OSError:
+            pass
+
+
+def _remove(path: str) -> None:
+    if os.path.isdir(path) and not os.path.islink(path):
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        try:
+            os.unlink(path)
+        except OSError:
+            pass
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

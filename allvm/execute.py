@@ -1,0 +1,148 @@
+"""alley's paths: exec a cached static binary, or build native code and run it.
+
+The cache-hit path (`run_cached`) is hot: this module imports nothing heavy at the top; the
+compiler (llvmlite) is imported only by the paths that compile.
+"""
+
+import os
+
+from allvm.allexe import Allexe
+from allvm.cache import Cache, object_key, static_binary_key
+from allvm.errors import AllvmError
+
+
+def original_environ() -> dict[bytes, bytes]:
+    """The environment alley was started with, exactly.
+
+    Python may add variables to its own environment at start-up (C locale coercion sets
+    LC_CTYPE); the kernel's copy in /proc/self/environ is untouched, so the program gets that.
+    """
+    try:
+        with open("/proc/self/environ", "rb") as f:
+            raw = f.read()
+    except OSError:
+        return dict(os.environb)
+    env = {}
+    for item in raw.split(b"\0"):
+        if item:
+            key, _, value = item.partition(b"=")
+            env.setdefault(key, value)
+    return env
+
+
+def exec_program(path: str, argv0: str, args: list[str]) -> None:
+    """Become the program: its argv[0] as given, alley's environment, default signals."""
+    import _signal
+
+    # Python ignores SIGPIPE and SIGXFSZ; ignored signals survive exec, defaults must not.
+    for sig in (_signal.SIGPIPE, _signal.SIGXFSZ):
+        _signal.signal(sig, _signal.SIG_DFL)
+    os.execve(path, [argv0, *args], original_environ())
+
+
+def run_cached(allexe_path: str, args: list[str]) -> None:
+    """Exec the cached static binary of the allexe if there is a good one; else return."""
+    try:
+        allexe = Allexe.open(allexe_path)
+        cache = Cache()
+        binary = cache.static_binary_path(static_binary_key(allexe))
+    except (AllvmError, OSError):
+        return  # the full path reports the problem properly
+    if cache.entry_tag(binary) is not None:
+        exec_program(binary, allexe_path, args)
+
+
+class Build:
+    """Native code for one allexe: its objects, linked into an executable in a work directory.
+
+    `cache_objects` says whether compiled objects go into `objects/` (the JIT path) or stay
+    private (allready: a static binary, no objects). Objects already cached are used either way.
+    """
+
+    def __init__(self, allexe: Allexe, cache: Cache, *, cache_objects: bool):
+        self.allexe = allexe
+        self.cache = cache
+        self.cache_usable = cache.ensure_dirs()
+        self.cache_objects = cache_objects and self.cache_usable
+        self.workdir = cache.make_workdir()
+
+    def __enter__(self) -> "Build":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.cache.remove_workdir(self.workdir)
+
+    def objects(self) -> tuple[list[str], str]:
+        """Paths of every module's object, in module order, and the main module's triple."""
+        paths, triples, missing = [], [], []
+        for index, entry in enumerate(self.allexe.modules):
+            path = self.cache.object_path(object_key(self.allexe, entry))
+            tag = self.cache.entry_tag(path) if self.cache_usable else None
+            paths.append(path)
+            triples.append(tag.decode() if tag is not None else None)
+            if tag is None:
+                missing.append(index)
+        if missing:
+            self._compile(missing, paths, triples)
+        return paths, triples[0]
+
+    def _compile(self, indices: list[int], paths: list[str], triples: list) -> None:
+        from allvm.codegen import compile_modules
+
+        jobs = [(self.allexe.read_module(self.allexe.modules[i]), self.allexe.modules[i].name)
+                for i in indices]
+        for i, (obj, triple) in zip(indices, compile_modules(jobs), strict=True):
+            triples[i] = triple
+            if not (self.cache_objects and self.cache.put(paths[i], obj, tag=triple.encode())):
+                paths[i] = os.path.join(self.workdir, f"{i}.o")
+                with open(paths[i], "wb") as f:
+                    f.write(obj)
+
+    def link(self) -> str:
+        """Link every module into one executable in the work directory; returns its path."""
+        from allvm.codegen import link_executable
+
+        objects, triple = self.objects()
+        output = os.path.join(self.workdir, "program")
+        link_executable(objects, triple, output)
+        return output
+
+
+def build_static_binary(allexe: Allexe, cache: Cache) -> str:
+    """The allexe's static binary in the cache (built if missing); its path."""
+    path = cache.static_binary_path(static_binary_key(allexe))
+    if cache.entry_tag(path) is not None:
+        return path
+    with Build(allexe, cache, cache_objects=False) as build:
+        if not build.cache_usable:
+            raise AllvmError(f"cache directory '{cache.root}' is not usable")
+        with open(build.link(), "rb") as f:
+            binary = f.read()
+    if not cache.put(path, binary, executable=True):
+        raise AllvmError(f"could not write to the cache directory '{cache.root}'")
+    return path
+
+
+def _copy_to_memory(path: str) -> str:
+    """A path to an anonymous in-memory copy of `path`, which is about to be deleted: no
+    executable is left behind in any directory, and the copy vanishes with the program."""
+    fd = os.memfd_create("allvm-program", os.MFD_CLOEXEC)
+    with open(path, "rb") as f:
+        os.write(fd, f.read())
+    return f"/proc/self/fd/{fd}"
+
+
+def run(allexe_path: str, args: list[str], *, force_static: bool = False,
+        noexec: bool = False) -> None:
+    """alley's slow path: build what is missing, then exec (or, with noexec, report)."""
+    allexe = Allexe.open(allexe_path)
+    cache = Cache()
+    if force_static and cache.ensure_dirs():
+        program = build_static_binary(allexe, cache)
+    else:  # the JIT path; also where the cache cannot be used at all
+        with Build(allexe, cache, cache_objects=True) as build:
+            program = _copy_to_memory(build.link())
+    if noexec:
+        print("'noexec' option set")
+        return
+    exec_program(program, allexe_path, args)

@@ -1,0 +1,40 @@
+"""alley: run an allexe: its cached static binary when there is one, else through the JIT path.
+
+Start-up time matters here: the cache-hit path runs before any option parsing or heavy import.
+"""
+
+import sys
+
+from allvm.execute import run_cached
+
+
+def main() -> int:
+    argv = sys.argv[1:]
+    if argv and not argv[0].startswith("-"):
+        run_cached(argv[0], argv[1:])  # execs on a cache hit; returns otherwise
+    return _slow_main()
+
+
+def _slow_main() -> int:
+    import argparse
+
+    from allvm.cli import Tool
+    from allvm.execute import run
+
+    tool = Tool(
+        "alley",
+        "Run an allexe. A static binary cached by allready (or -force-static) is executed\n"
+        "directly; otherwise every module is compiled to a cached object, linked and run.\n"
+        "Everything after ALLEXE is passed to the program.",
+        "examples:\n  alley hello.allexe --name world\n  ./hello.allexe           "
+        "# allexes carry a '#!alley' line\n  alley -force-static hello.allexe",
+    )
+    tool.option("noexec", action="store_true",
+                help="do all the work (load, compile, resolve symbols) but run nothing")
+    tool.option("force-static", dest="force_static", action="store_true",
+                help="build the cached static binary if missing, then run it")
+    tool.positional("allexe", metavar="ALLEXE")
+    tool.positional("args", metavar="ARGS", nargs=argparse.REMAINDER,
+                    help="arguments for the program")
+    return tool.run(lambda a: run(a.allexe, a.args, force_static=a.force_static,
+                                  noexec=a.noexec))

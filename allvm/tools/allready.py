@@ -1,0 +1,70 @@
+"""allready: ahead-of-time compile allexes to static binaries in the cache."""
+
+import os
+import sys
+from concurrent.futures import ThreadPoolExecutor, as_completed
+
+from allvm.cli import Tool
+from allvm.errors import AllvmError
+
+tool = Tool(
+    "allready",
+    "Compile each ALLEXE to a static binary in the cache (static_binaries/), so alley runs\n"
+    "it directly. Several allexes are built in parallel; one failure does not stop the rest.",
+    "example:\n  allready wc.allexe cksum.allexe -j 2",
+)
+tool.positional("allexes", metavar="ALLEXE", nargs="+")
+tool.option("j", dest="jobs", type=int, default=os.cpu_count() or 1, metavar="N",
+            help="build N allexes at once (default: the number of cores)")
+
+
+def build_one(path: str) -> None:
+    from allvm.allexe import Allexe
+    from allvm.cache import Cache
+    from allvm.execute import build_static_binary
+
+    build_static_binary(Allexe.open(path), Cache())
+
+
+class Progress:
+    """`[done/total] name` on one refreshed terminal line; silent when stderr is not a tty."""
+
+    def __init__(self, total: int):
+        self.total, self.done = total, 0
+        self.live = sys.stderr.isatty()
+
+    def step(self, path: str) -> None:
+        self.done += 1
+        if self.live:
+            sys.stderr.write(f"\r\033[K[{self.done}/{self.total}] {path}")
+            sys.stderr.flush()
+
+    def clear(self) -> None:
+        if self.live:
+            sys.stderr.write("\r\033[K")
+
+
+def run(args) -> int:
+    if args.jobs < 1:
+        raise AllvmError("-j must be at least 1")
+    progress = Progress(len(args.allexes))
+    failures = 0
+    with ThreadPoolExecutor(max_workers=args.jobs) as pool:
+        futures = {pool.submit(build_one, path): path for path in args.allexes}
+        for future in as_completed(futures):
+            path = futures[future]
+            progress.step(path)
+            try:
+                future.result()
+            except AllvmError as e:
+                failures += 1
+                progress.clear()
+                tool.error(str(e))
+            else:
+                progress.clear()
+                print(f"Successfully cached static binary for '{path}'.", flush=True)
+    return 1 if failures else 0
+
+
+def main() -> int:
+    return tool.run(run)
