@@ -22,12 +22,42 @@ def is_gnu(triple: str) -> bool:
     return triple.rsplit("-", 1)[-1].startswith("gnu")
 
 
+_STRUCTOR_ENTRY = re.compile(r"\{ i32 (\d+), ptr (@(?:\"[^\"]*\"|[-\w.$]+)), ptr [^}]+\}")
+_STRUCTOR_SECTIONS = {"llvm.global_ctors": ".init_array", "llvm.global_dtors": ".fini_array"}
+
+
+def structors_to_init_array(module, context):
+    """The module with its constructor/destructor tables as `.init_array`/`.fini_array` entries.
+
+    llvmlite's target machine emits them into `.ctors`/`.dtors` (LLVM's default when the
+    front end does not ask for init arrays), which musl and glibc never run. Clang puts them
+    in `.init_array.<priority>` sections, which the linker sorts by priority; do the same.
+    """
+    text = None
+    for table, section in _STRUCTOR_SECTIONS.items():
+        try:
+            definition = str(module.get_global_variable(table)).strip()
+        except NameError:
+            continue
+        text = text or str(module)
+        entries = []
+        for index, (priority, function) in enumerate(_STRUCTOR_ENTRY.findall(definition)):
+            suffix = "" if int(priority) == 65535 else f".{int(priority):05d}"
+            entries.append(f'@__allvm{section}.{index} = internal constant ptr {function}, '
+                           f'section "{section}{suffix}", align 8')
+        text = text.replace(definition, "\n".join(entries))
+    if text is None:
+        return module
+    return parse_module(text.encode(), module.name, context=context)
+
+
 def compile_module(bitcode: bytes, name: str) -> tuple[bytes, str]:
     """One module's native object, and the target triple it was compiled for."""
     binding = llvm()
     # Each call gets its own LLVM context so several modules compile at once in threads
     # (llvmlite releases the GIL inside LLVM).
-    module = parse_module(bitcode, name, context=binding.create_context())
+    context = binding.create_context()
+    module = structors_to_init_array(parse_module(bitcode, name, context=context), context)
     triple = module.triple or DEFAULT_TRIPLE
     module.triple = triple
     target = binding.Target.from_triple(triple)
