@@ -5,9 +5,9 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from conftest import compile_c, run_tool, tool_path
 
 from allvm.toolchain import MUSL_TARGET, zig_command, zig_env
-from conftest import compile_c, run_tool, tool_path
 
 PROBE = Path(__file__).parent / "data" / "platform_probe.c"
 CTORS = "ctor 101\nctor 102\nctor default\n"
