@@ -1,0 +1,149 @@
+"""The cache of SPEC §5, as alley and allready fill and use it."""
+
+import subprocess
+import sys
+import textwrap
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from conftest import build_allexe, run_tool
+
+MAIN_C = r"""
+#include <stdio.h>
+int twice(int);
+int main(int argc, char **argv) {
+    printf("%d %s\n", twice(21), argc > 1 ? argv[1] : "-");
+    return 0;
+}
+"""
+LIB_C = "int twice(int x) { return 2 * x; }\n"
+
+
+@pytest.fixture(scope="module")
+def two_modules(tmp_path_factory):
+    """A main module and a library module in one allexe."""
+    return build_allexe(tmp_path_factory.mktemp("cache"), "prog", MAIN_C, LIB_C)
+
+
+def entries(cache, kind: str) -> list[str]:
+    directory = cache / kind
+    return sorted(p.name for p in directory.iterdir()) if directory.exists() else []
+
+
+def everything(cache) -> list[str]:
+    return sorted(str(p.relative_to(cache)) for p in cache.rglob("*"))
+
+
+def alley(*args, **kwargs):
+    return run_tool("alley", *args, **kwargs)
+
+
+def test_jit_run_caches_one_object_per_module(two_modules, isolated_cache):
+    assert alley(two_modules, "x").stdout == "42 x\n"
+    objects = entries(isolated_cache, "objects")
+    assert len(objects) == 2 and objects[0].endswith(".o")
+    assert {o.split("-")[1] for o in objects} == {"main", "prog_lib0"}  # readable names
+    assert entries(isolated_cache, "static_binaries") == []
+    assert everything(isolated_cache) == sorted(
+        ["objects", "static_binaries"] + [f"objects/{o}" for o in objects])
+    before = everything(isolated_cache)
+    assert alley(two_modules, "y").stdout == "42 y\n"  # second run: nothing new
+    assert everything(isolated_cache) == before
+
+
+def test_allready_caches_one_static_binary_and_no_object(two_modules, isolated_cache):
+    proc = run_tool("allready", two_modules)
+    assert proc.stdout == f"Successfully cached static binary for '{two_modules}'.\n"
+    assert entries(isolated_cache, "objects") == []
+    assert len(entries(isolated_cache, "static_binaries")) == 1
+    before = everything(isolated_cache)
+    assert alley(two_modules, "z").stdout == "42 z\n"
+    assert run_tool("allready", two_modules).returncode == 0
+    assert everything(isolated_cache) == before
+
+
+def test_force_static_builds_the_static_binary(two_modules, isolated_cache):
+    assert alley("-force-static", two_modules, "s").stdout == "42 s\n"
+    assert len(entries(isolated_cache, "static_binaries")) == 1
+    assert entries(isolated_cache, "objects") == []
+    before = everything(isolated_cache)
+    assert alley("-force-static", two_modules).stdout == "42 -\n"
+    assert everything(isolated_cache) == before
+
+
+def test_cache_hit_path_needs_no_compiler_and_no_inflating(two_modules, isolated_cache):
+    assert run_tool("allready", two_modules).returncode == 0
+    script = textwrap.dedent(f"""
+        import os, sys, zlib
+        def refuse(*a, **k):
+            raise AssertionError("decompressed on the cache-hit path")
+        zlib.decompressobj = zlib.decompress = refuse
+        from allvm import execute
+        def fake_execve(path, argv, env):
+            print("exec", "llvmlite" in sys.modules, argv)
+            sys.exit(0)
+        os.execve = fake_execve
+        execute.run_cached({str(two_modules)!r}, ["a"])
+        print("no cache hit")
+    """)
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert proc.stdout == f"exec False ['{two_modules}', 'a']\n", proc.stderr
+
+
+def test_unusable_cache_still_runs(two_modules, monkeypatch, tmp_path):
+    tmpdir = tmp_path / "tmpdir"
+    tmpdir.mkdir()
+    monkeypatch.setenv("ALLVM_CACHE_DIR", "/dev/null")
+    monkeypatch.setenv("TMPDIR", str(tmpdir))
+    for flags in ([], ["-force-static"], ["-noexec"]):
+        proc = alley(*flags, two_modules, "u")
+        assert proc.returncode == 0, proc.stderr
+    assert alley(two_modules, "u").stdout == "42 u\n"
+    assert list(tmpdir.iterdir()) == []
+
+
+def test_nothing_left_in_tmpdir(two_modules, monkeypatch, tmp_path):
+    tmpdir = tmp_path / "tmpdir"
+    tmpdir.mkdir()
+    monkeypatch.setenv("TMPDIR", str(tmpdir))
+    assert alley(two_modules).returncode == 0
+    assert run_tool("allready", two_modules).returncode == 0
+    assert list(tmpdir.iterdir()) == []
+
+
+def test_truncated_object_is_rebuilt(two_modules, isolated_cache):
+    assert alley(two_modules).returncode == 0
+    obj = isolated_cache / "objects" / entries(isolated_cache, "objects")[0]
+    good = obj.read_bytes()
+    obj.write_bytes(good[: len(good) // 2])
+    assert alley(two_modules, "t").stdout == "42 t\n"
+    assert obj.read_bytes() == good
+
+
+def test_corrupt_static_binary_is_never_run_and_is_rebuilt(two_modules, isolated_cache):
+    assert run_tool("allready", two_modules).returncode == 0
+    binary = isolated_cache / "static_binaries" / entries(isolated_cache, "static_binaries")[0]
+    good = binary.read_bytes()
+    damaged = bytearray(good)
+    damaged[len(damaged) // 2] ^= 0xFF
+    binary.write_bytes(bytes(damaged))
+    assert alley(two_modules, "c").stdout == "42 c\n"  # JIT path instead of the bad binary
+    assert alley("-force-static", two_modules, "c").stdout == "42 c\n"
+    assert binary.read_bytes() == good
+    binary.write_bytes(good[:1000])  # truncated
+    assert run_tool("allready", two_modules).returncode == 0
+    assert binary.read_bytes() == good
+
+
+def test_concurrent_cold_runs(two_modules, isolated_cache):
+    with ThreadPoolExecutor(4) as pool:
+        procs = list(pool.map(lambda i: alley(two_modules, str(i)), range(4)))
+    assert [p.stdout for p in procs] == [f"42 {i}\n" for i in range(4)]
+    assert len(entries(isolated_cache, "objects")) == 2
+    assert everything(isolated_cache) == sorted(
+        ["objects", "static_binaries"]
+        + [f"objects/{o}" for o in entries(isolated_cache, "objects")])
+    with ThreadPoolExecutor(4) as pool:
+        procs = list(pool.map(lambda i: run_tool("allready", two_modules), range(4)))
+    assert all(p.returncode == 0 for p in procs)
+    assert len(entries(isolated_cache, "static_binaries")) == 1
