@@ -6,6 +6,7 @@ that whole path is allowed. Writing (not on any hot path) uses `zipfile`.
 """
 
 import os
+import stat
 import struct
 import zlib
 
@@ -22,6 +23,11 @@ _LOCAL = struct.Struct("<IHHHHHIIIHH")  # local file header
 _EOCD_SIG, _CENTRAL_SIG, _LOCAL_SIG = 0x06054B50, 0x02014B50, 0x04034B50
 _STORED, _DEFLATED = 0, 8
 _FLAG_ENCRYPTED = 0x1
+
+# Limits against hostile allexes. A module (inflated) and the allexe file itself may be at most
+# `size_limit()` bytes; the zip directory's sizes are checked before anything is inflated.
+DEFAULT_SIZE_LIMIT = 512 << 20
+MAX_MODULES = 4096
 
 
 class ModuleEntry:
@@ -63,6 +69,11 @@ class Allexe:
                 data = f.read()
         except OSError as e:
             raise AllvmError(f"Could not open '{path}': {e.strerror}") from None
+        return cls.from_bytes(path, data)
+
+    @classmethod
+    def from_bytes(cls, path: str, data: bytes) -> "Allexe":
+        """An allexe read by other means (e.g. from a pipe); `path` names it in messages."""
         try:
             modules = _read_directory(data)
         except ValueError:
@@ -77,8 +88,24 @@ class Allexe:
         return allexe
 
     def _check_entries(self) -> None:
-        """Refuse entries this platform cannot load (encrypted, unknown compression)."""
+        """Refuse entries this platform cannot load (encrypted, unknown compression), entries
+        that would inflate past the size limit, and names that are ambiguous or unprintable.
+
+        Entry names are only ever names: no tool uses one as a file system path.
+        """
+        limit = size_limit()
+        seen = set()
         for entry in self.modules:
+            if entry.name in seen:
+                raise AllvmError(f"{self.path}: duplicate module name '{entry.name}'")
+            seen.add(entry.name)
+            if not entry.name.isprintable():
+                raise AllvmError(f"{self.path}: module name {entry.name!r} has control "
+                                 "characters")
+            if entry.size > limit:
+                raise AllvmError(f"{self.path}: entry '{entry.name}' would inflate to "
+                                 f"{entry.size} bytes, more than the limit of {limit} "
+                                 "(ALLVM_SIZE_LIMIT)")
             if entry.flags & _FLAG_ENCRYPTED:
                 raise AllvmError(f"{self.path}: entry '{entry.name}' is encrypted")
             if entry.method not in (_STORED, _DEFLATED):
@@ -97,6 +124,8 @@ class Allexe:
 
     def stored_bytes(self, entry: ModuleEntry) -> memoryview:
         """The entry's bytes exactly as stored (compressed or not)."""
+        if entry.header_offset + _LOCAL.size > len(self.data):
+            raise AllvmError(f"{self.path}: entry '{entry.name}' is truncated")
         fields = _LOCAL.unpack_from(self.data, entry.header_offset)
         if fields[0] != _LOCAL_SIG:
             raise AllvmError(f"{self.path}: entry '{entry.name}': bad local header")
@@ -128,6 +157,38 @@ class Allexe:
         return data
 
 
+def size_limit() -> int:
+    """The most bytes an allexe file or one inflated module may have: `$ALLVM_SIZE_LIMIT`."""
+    value = os.environ.get("ALLVM_SIZE_LIMIT", "")
+    return int(value) if value.isdigit() else DEFAULT_SIZE_LIMIT
+
+
+def _read_file(path: str) -> bytes:
+    """The allexe's bytes: a regular file no larger than the size limit.
+
+    Opened non-blocking, so a FIFO or device given as an allexe is refused instead of hanging.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as e:
+        raise AllvmError(f"Could not open '{path}': {e.strerror}") from None
+    with open(fd, "rb") as f:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise AllvmError(f"Could not open '{path}': not a regular file")
+        if st.st_size > size_limit():
+            raise AllvmError(f"Could not open '{path}': {st.st_size} bytes, more than the "
+                             f"limit of {size_limit()} (ALLVM_SIZE_LIMIT)")
+        try:
+            return f.read(size_limit() + 1)
+        except OSError as e:
+            raise AllvmError(f"Could not open '{path}': {e.strerror}") from None
+
+
+class _TooManyModules(Exception):
+    pass
+
+
 def _read_directory(data: bytes) -> list[ModuleEntry]:
     """Parse the zip central directory; ValueError for anything that is not a usable zip."""
     eocd = data.rfind(b"PK\x05\x06", max(0, len(data) - 65536 - _EOCD.size))
@@ -138,6 +199,8 @@ def _read_directory(data: bytes) -> list[ModuleEntry]:
     base = eocd - cd_size - cd_offset
     if base < 0 or count == 0:
         raise ValueError("bad central directory")
+    if count > MAX_MODULES:
+        raise _TooManyModules(count)
     pos = cd_offset + base
     modules = []
     for _ in range(count):

@@ -1,10 +1,32 @@
 """Linking modules together and deciding which symbols stay visible (alltogether, allmux)."""
 
+from collections.abc import Callable, Iterator
 from itertools import chain
+
+from allvm.errors import AllvmError
 
 # Linkage kinds that make a definition visible to other modules.
 # (available_externally is not among them: such a copy is dropped, never made local.)
 _EXPORTED_LINKAGES = {"external", "weak", "weak_odr", "linkonce", "linkonce_odr", "common"}
+
+# The whole-program pipeline alltogether runs after internalizing. O3 over O2: measured by
+# bench/bench_alltogether.py on the examples (see its output): faster or equal run time at
+# similar size. The trailing globaldce drops what inlining across modules left unused.
+WHOLE_PROGRAM_PIPELINE = "default<O3>,globaldce"
+
+ENTRY_POINT = "main"
+
+
+def _definitions(module) -> Iterator:
+    """Functions and global variables the module defines, without LLVM's special globals."""
+    for value in chain(module.functions, module.global_variables):
+        if not value.is_declaration and not value.name.startswith("llvm."):
+            yield value
+
+
+def _make_internal(value) -> None:
+    value.linkage = "internal"
+    value.visibility = "default"  # the verifier wants local symbols default-visible
 
 
 def internalize(module, keep: set[str]) -> None:
@@ -12,9 +34,66 @@ def internalize(module, keep: set[str]) -> None:
 
     Intrinsics and LLVM's special globals (`llvm.global_ctors` …) are left alone.
     """
-    for value in chain(module.functions, module.global_variables):
-        if value.is_declaration or value.name in keep or value.name.startswith("llvm."):
-            continue
-        if value.linkage.name in _EXPORTED_LINKAGES:
-            value.linkage = "internal"
-            value.visibility = "default"  # the verifier wants local symbols default-visible
+    for value in _definitions(module):
+        if value.name not in keep and value.linkage.name in _EXPORTED_LINKAGES:
+            _make_internal(value)
+
+
+def internalize_hidden(module) -> None:
+    """Hidden definitions are private to the module (the shared library) that has them: make
+    them internal before linking, so two libraries' hidden helpers of one name do not clash.
+    A hidden `main` stays the entry point."""
+    for value in _definitions(module):
+        if (value.visibility.name == "hidden" and value.name != ENTRY_POINT
+                and value.linkage.name in _EXPORTED_LINKAGES):
+            _make_internal(value)
+
+
+def check_conflicts(modules: list[tuple[str, object]]) -> None:
+    """Refuse two strong (non-weak, non-common) definitions of one symbol in two modules.
+
+    llvmlite's own linker error names neither module, so this runs before linking.
+    """
+    owner: dict[str, str] = {}
+    for name, module in modules:
+        for value in _definitions(module):
+            if value.linkage.name != "external":
+                continue
+            first = owner.setdefault(value.name, name)
+            if first != name:
+                raise AllvmError(f"symbol '{value.name}' is defined in both '{first}' "
+                                 f"and '{name}'")
+
+
+def merge_allexe(allexe, *, hidden_internal: bool = True,
+                 progress: Callable[[str], None] = lambda message: None):
+    """All modules of an allexe linked into one (the main module), nothing internalized yet."""
+    from allvm.ir import parse_module
+
+    modules = []
+    for entry in allexe.modules:
+        progress(f"  {entry.name}")
+        # One LLVM context for all: link_in needs it. Modules are parsed in this thread only.
+        module = parse_module(allexe.read_module(entry), entry.name)
+        if hidden_internal:
+            internalize_hidden(module)
+        modules.append((entry.name, module))
+    check_conflicts(modules)
+    merged = modules[0][1]
+    for name, module in modules[1:]:
+        try:
+            merged.link_in(module)
+        except RuntimeError as e:
+            raise AllvmError(f"linking '{name}' failed: {' '.join(str(e).split())}") from None
+    return merged
+
+
+def optimize_whole_program(module, *, optimize: bool = True) -> None:
+    """Internalize everything but `main`, then (unless told not to) run the whole-program
+    pipeline: with every caller known, LLVM inlines and deletes across the old module lines."""
+    from allvm.passes import run_pipeline
+
+    internalize(module, keep={ENTRY_POINT})
+    if optimize:
+        run_pipeline(module, WHOLE_PROGRAM_PIPELINE)
+    module.verify()
