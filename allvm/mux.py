@@ -1,0 +1,358 @@
+"""allmux: several allexes become one multicall allexe ("software multiplexing").
+
+The result's `main.bc` is a generated dispatcher. It picks a program by `basename(argv[0])`
+(or, busybox-style, by `argv[1]` when argv[0] names none), registers that program's
+destructors with `atexit`, runs its constructors — its library modules' first, then its own —
+and calls its renamed `main_<name>`. Each program's main module is internalized so that two
+programs may define the same names; each distinct library module is kept once.
+
+Static constructors cannot stay in `llvm.global_ctors`: every program's would run at start-up.
+So each module's ctor/dtor tables are taken apart here, and the functions they list are given
+unique external names the dispatcher can call.
+"""
+
+import os
+import re
+from dataclasses import dataclass, field
+from hashlib import blake2b
+
+from allvm.allexe import MAIN_MODULE, Allexe
+from allvm.codegen import DEFAULT_TRIPLE, is_gnu
+from allvm.errors import AllvmError
+from allvm.ir import find_function, llvm, parse_module
+from allvm.link import internalize
+
+ALLEXE_SUFFIX = ".allexe"
+EXIT_UNKNOWN_PROGRAM = 127  # what a shell returns for a command it cannot find
+_CTOR_TABLES = {"ctor": "llvm.global_ctors", "dtor": "llvm.global_dtors"}
+_LOCAL_LINKAGES = {"internal", "private"}
+# One `{ i32 priority, ptr function, ptr data }` element of a printed ctor/dtor table.
+_TABLE_ENTRY = re.compile(r'\{ i32 (-?\d+), ptr (null|@"[^"]*"|@[^\s,]+), ptr ')
+# What a ctor/dtor or main may take: glibc passes (argc, argv, envp) to constructors too.
+_START_ARGS = (("i32", "%argc"), ("ptr", "%argv"), ("ptr", "%envp"))
+
+
+@dataclass
+class Hook:
+    """A function the dispatcher calls: a program's main, a constructor or a destructor."""
+
+    symbol: str
+    returns: str  # IR return type
+    params: list[str]  # IR parameter types, a prefix of (i32, ptr, ptr)
+    vararg: bool = False
+
+    @property
+    def function_type(self) -> str:
+        return f"{self.returns} ({', '.join(self.params + ['...'] * self.vararg)})"
+
+    def call(self) -> str:
+        """The call instruction's text, passing the first len(params) of (argc, argv, envp)."""
+        args = ", ".join(f"{t} {n}" for t, n in _START_ARGS[: len(self.params)])
+        return f"call {self.function_type} {ir_symbol(self.symbol)}({args})"
+
+
+@dataclass
+class MuxedModule:
+    """A module of the output allexe, with the (priority, hook) pairs of its ctor/dtor tables."""
+
+    entry_name: str
+    bitcode: bytes
+    ctors: list[tuple[int, Hook]] = field(default_factory=list)
+    dtors: list[tuple[int, Hook]] = field(default_factory=list)
+
+
+@dataclass
+class Program:
+    name: str
+    main: Hook
+    modules: list[MuxedModule]  # its library modules in order, then its own main module
+
+    def hooks(self, kind: str) -> list[Hook]:
+        """Constructors (or destructors) in the order a static link would run them: by
+        priority, then library modules before the program's own, then table order."""
+        entries = [e for m in self.modules for e in (m.ctors if kind == "ctor" else m.dtors)]
+        return [hook for _, hook in sorted(entries, key=lambda e: e[0])]
+
+
+def program_name(path: str) -> str:
+    """A program's name in the mux: the allexe's file name without `.allexe`."""
+    return os.path.basename(path).removesuffix(ALLEXE_SUFFIX)
+
+
+def check_program_names(paths: list[str]) -> list[str]:
+    names, seen = [], set()
+    for path in paths:
+        name = program_name(path)
+        if not name:
+            raise AllvmError(f"'{path}' has no name to dispatch on")
+        if name in seen:
+            raise AllvmError(f"error: Duplicate basename '{name}' encountered")
+        seen.add(name)
+        names.append(name)
+    return names
+
+
+def mux_allexes(paths: list[str], *, internalize_mains: bool = True) -> list[tuple[str, bytes]]:
+    """The modules of the multicall allexe for `paths`: dispatcher first, each library once."""
+    names = check_program_names(paths)
+    libraries: dict[str, MuxedModule] = {}  # by digest of the inflated bitcode
+    taken = {MAIN_MODULE}
+    programs, modules, platform = [], [], None
+    for path, name in zip(paths, names, strict=True):
+        allexe = Allexe.open(path)
+        own, main, triple, datalayout = _mux_main_module(allexe, name, internalize_mains)
+        platform = platform or (triple, datalayout)
+        if is_gnu(triple) != is_gnu(platform[0]):
+            raise AllvmError(f"{path}: cannot mux programs for '{platform[0]}' and '{triple}'")
+        libs = []
+        for entry in allexe.modules[1:]:
+            bitcode = allexe.read_module(entry)
+            digest = blake2b(bitcode, digest_size=20).hexdigest()
+            if digest not in libraries:
+                libraries[digest] = _mux_library_module(
+                    bitcode, _unique_entry_name(entry.name, digest, taken), f"lib.{digest[:16]}",
+                    f"{path}: {entry.name}")
+                modules.append(libraries[digest])
+            libs.append(libraries[digest])
+        own.entry_name = _unique_entry_name(own.entry_name, name, taken)
+        modules.append(own)
+        programs.append(Program(name, main, [*libs, own]))
+    dispatcher = parse_module(dispatcher_ir(programs, *platform).encode(), MAIN_MODULE)
+    return [(MAIN_MODULE, dispatcher.as_bitcode())] + [(m.entry_name, m.bitcode) for m in modules]
+
+
+def _unique_entry_name(name: str, tag: str, taken: set[str]) -> str:
+    """The entry's own name if free; else one prefixed by `tag` (different modules, same name)."""
+    if name in taken:
+        name = f"{tag[:16]}/{name}"
+    taken.add(name)
+    return name
+
+
+def _mux_main_module(allexe: Allexe, name: str, internalize_main: bool):
+    """A program's main module with `main` renamed `main_<name>`, the rest internalized."""
+    module = parse_module(allexe.read_module(allexe.main), f"{allexe.path}: {MAIN_MODULE}")
+    main = find_function(module, "main")
+    if main is None or main.is_declaration:
+        raise AllvmError(f"{allexe.path}: '{MAIN_MODULE}' does not define 'main'")
+    main.name = f"main_{name}"
+    main.linkage = "external"
+    main.visibility = "default"  # a hidden main must still be callable from the dispatcher
+    if internalize_main:
+        internalize(module, keep={main.name})
+    hook = _hook(main, f"'main' of {allexe.path}")
+    muxed = MuxedModule(f"main_{name}.bc", b"")
+    _take_ctor_tables(module, muxed, name)
+    muxed.bitcode = module.as_bitcode()
+    return muxed, hook, module.triple or DEFAULT_TRIPLE, module.data_layout
+
+
+def _mux_library_module(bitcode: bytes, entry_name: str, tag: str, where: str) -> MuxedModule:
+    """A library module; rewritten only if it has constructors or destructors."""
+    module = parse_module(bitcode, where)
+    muxed = MuxedModule(entry_name, bitcode)
+    if _take_ctor_tables(module, muxed, tag):
+        muxed.bitcode = module.as_bitcode()
+    return muxed
+
+
+def _take_ctor_tables(module, muxed: MuxedModule, tag: str) -> bool:
+    """Move the module's ctor/dtor tables into `muxed`; True if the module had any."""
+    found = False
+    for kind, table_name in _CTOR_TABLES.items():
+        table = next((g for g in module.global_variables if g.name == table_name), None)
+        if table is None:
+            continue
+        found = True
+        entries = _read_table(table, module.name)
+        hooks, seen = getattr(muxed, f"{kind}s"), {}
+        for index, (priority, function_name) in enumerate(entries):
+            if function_name not in seen:
+                seen[function_name] = _exported_hook(module, function_name, f"{kind}.{tag}.{index}")
+            hooks.append((priority, seen[function_name]))
+        # LLVM bindings cannot delete a global: make the table an ordinary unused one, so it no
+        # longer runs anything, and let GlobalDCE drop it.
+        table.name = f"allmux.{kind}_table"
+        table.linkage = "internal"
+    if found:
+        _drop_dead_globals(module)
+    return found
+
+
+def _exported_hook(module, function_name: str, unique: str) -> Hook:
+    """A ctor/dtor table's function, made callable from the dispatcher (another module)."""
+    function = find_function(module, function_name)
+    if function is None:
+        raise AllvmError(f"{module.name}: constructor table lists unknown '{function_name}'")
+    if not function.is_declaration and function.linkage.name in _LOCAL_LINKAGES:
+        function.name = f"allmux.{unique}"  # two modules may both have a local `init`
+        function.linkage = "external"
+        function.visibility = "hidden"
+    return _hook(function, f"'{function_name}' in {module.name}'s constructor table")
+
+
+def _read_table(table, where: str) -> list[tuple[int, str]]:
+    """(priority, function name) of each entry of a ctor/dtor table, in table order."""
+    # The binding exposes no constant operands; the printed initializer is exact. With opaque
+    # pointers a constructor reached through a bitcast reads as a plain `ptr @f` here.
+    entries = _TABLE_ENTRY.findall(str(table))
+    if len(entries) != table.global_value_type.element_count:
+        raise AllvmError(f"{where}: cannot read {table.name}")
+    return [(int(priority), _symbol_name(ref)) for priority, ref in entries if ref != "null"]
+
+
+def _symbol_name(ref: str) -> str:
+    """`@f` or `@"a \\22quoted\\22 name"` as printed in IR → the symbol's name."""
+    if not ref.startswith('@"'):
+        return ref[1:]
+    raw = re.sub(rb"\\([0-9A-Fa-f]{2})", lambda m: bytes([int(m[1], 16)]), ref[2:-1].encode())
+    return raw.decode("utf-8", "replace")
+
+
+def _drop_dead_globals(module) -> None:
+    binding = llvm()
+    target = binding.Target.from_triple(module.triple or DEFAULT_TRIPLE)
+    passes = binding.create_new_module_pass_manager()
+    passes.add_global_dead_code_eliminate_pass()
+    passes.run(module, binding.create_pass_builder(target.create_target_machine(),
+                                                   binding.create_pipeline_tuning_options()))
+
+
+def _hook(function, what: str) -> Hook:
+    """How the dispatcher calls `function`; it may take a prefix of (argc, argv, envp)."""
+    ftype = function.global_value_type
+    params = [str(t) for t in ftype.get_function_parameters()]
+    if params != [t for t, _ in _START_ARGS[: len(params)]]:
+        raise AllvmError(f"{what} has an unsupported signature '{ftype}'")
+    return Hook(function.name, str(ftype.get_function_return()), params,
+                ftype.is_function_vararg)
+
+
+def ir_symbol(name: str) -> str:
+    """A global's name as IR text: always quoted, with LLVM's \\XX escapes."""
+    return '@"' + "".join(c if c.isprintable() and c not in '"\\' else
+                          "".join(f"\\{b:02X}" for b in c.encode()) for c in name) + '"'
+
+
+def _c_string(text: str) -> tuple[str, int]:
+    """An IR `c"..."` literal of `text` with its NUL, and its length in bytes."""
+    data = text.encode() + b"\0"
+    body = "".join(chr(b) if 32 <= b < 127 and b not in b'"\\' else f"\\{b:02X}" for b in data)
+    return f'c"{body}"', len(data)
+
+
+def _string_global(name: str, text: str) -> str:
+    literal, size = _c_string(text)
+    return f"{ir_symbol(name)} = private unnamed_addr constant [{size} x i8] {literal}"
+
+
+def dispatcher_ir(programs: list[Program], triple: str, datalayout: str) -> str:
+    """The textual IR of the generated `main.bc`."""
+    available = " ".join(p.name for p in programs).replace("%", "%%")
+    lines = [
+        f'target triple = "{triple}"',
+        f'target datalayout = "{datalayout}"',
+        _string_global("allmux.empty", ""),
+        _string_global("allmux.unknown",
+                       f"%s: unknown program name; available programs: {available}\n"),
+        *(_string_global(f"allmux.name.{i}", p.name) for i, p in enumerate(programs)),
+        "declare i32 @strcmp(ptr, ptr)",
+        "declare ptr @strrchr(ptr, i32)",
+        "declare i32 @atexit(ptr)",
+        "declare i32 @dprintf(i32, ptr, ...)",
+    ]
+    declared = {}
+    for program in programs:
+        for hook in [program.main, *program.hooks("ctor"), *program.hooks("dtor")]:
+            declared[hook.symbol] = hook
+    for hook in declared.values():
+        params = ", ".join(hook.params + ["..."] * hook.vararg)
+        lines.append(f"declare {hook.returns} {ir_symbol(hook.symbol)}({params})")
+    lines += [_run_function(i, p) for i, p in enumerate(programs)]
+    lines += [_BASENAME, _program_index_function(programs), _main_function(programs)]
+    return "\n".join(lines) + "\n"
+
+
+def _run_function(index: int, program: Program) -> str:
+    """Start program `index`: register its destructors, run its constructors, call its main.
+
+    atexit runs handlers last-in first-out, so registering destructors in constructor-like
+    order runs them in reverse, as a static link's .fini_array would; registering them before
+    the constructors run lets handlers that constructors register run first, as in libc.
+    """
+    body = [f"  call i32 @atexit(ptr {ir_symbol(h.symbol)})" for h in program.hooks("dtor")]
+    body += [f"  {h.call()}" for h in program.hooks("ctor")]
+    if program.main.returns == "void":
+        body += [f"  {program.main.call()}", "  ret i32 0"]
+    else:
+        body += [f"  %status = {program.main.call()}", "  ret i32 %status"]
+    return "\n".join([f'define internal i32 @"allmux.run.{index}"'
+                      "(i32 %argc, ptr %argv, ptr %envp) {", *body, "}"])
+
+
+# basename(argv[0]); an empty name when argc is 0 and argv[0] is NULL.
+_BASENAME = """\
+define internal ptr @allmux.basename(ptr %path) {
+entry:
+  %is_null = icmp eq ptr %path, null
+  br i1 %is_null, label %empty, label %search
+empty:
+  ret ptr @allmux.empty
+search:
+  %slash = call ptr @strrchr(ptr %path, i32 47)
+  %no_slash = icmp eq ptr %slash, null
+  %after_slash = getelementptr i8, ptr %slash, i64 1
+  %base = select i1 %no_slash, ptr %path, ptr %after_slash
+  ret ptr %base
+}"""
+
+
+def _program_index_function(programs: list[Program]) -> str:
+    """The index of the program called `name`, or -1."""
+    lines = ["define internal i32 @allmux.program_index(ptr %name) {"]
+    for i in range(len(programs)):
+        lines += [
+            f"compare.{i}:",
+            f'  %cmp.{i} = call i32 @strcmp(ptr %name, ptr @"allmux.name.{i}")',
+            f"  %is.{i} = icmp eq i32 %cmp.{i}, 0",
+            f"  br i1 %is.{i}, label %found.{i}, label %compare.{i + 1}",
+            f"found.{i}:",
+            f"  ret i32 {i}",
+        ]
+    lines += [f"compare.{len(programs)}:", "  ret i32 -1", "}"]
+    return "\n".join(lines)
+
+
+def _main_function(programs: list[Program]) -> str:
+    cases = " ".join(f"i32 {i}, label %run.{i}" for i in range(len(programs)))
+    runs = "\n".join(
+        f"run.{i}:\n  %status.{i} = call i32 @\"allmux.run.{i}\"(i32 %run_argc, ptr %run_argv,"
+        f" ptr %envp)\n  ret i32 %status.{i}" for i in range(len(programs)))
+    return f"""\
+define i32 @main(i32 %argc, ptr %argv, ptr %envp) {{
+entry:
+  %argv0 = load ptr, ptr %argv
+  %name = call ptr @allmux.basename(ptr %argv0)
+  %index = call i32 @allmux.program_index(ptr %name)
+  %known = icmp sge i32 %index, 0
+  br i1 %known, label %dispatch, label %try_busybox
+try_busybox:
+  %has_arg = icmp sgt i32 %argc, 1
+  br i1 %has_arg, label %busybox, label %unknown
+busybox:
+  %shifted_argv = getelementptr ptr, ptr %argv, i64 1
+  %argv1 = load ptr, ptr %shifted_argv
+  %shifted_index = call i32 @allmux.program_index(ptr %argv1)
+  %shifted_known = icmp sge i32 %shifted_index, 0
+  %shifted_argc = sub i32 %argc, 1
+  br i1 %shifted_known, label %dispatch, label %unknown
+dispatch:
+  %run_index = phi i32 [ %index, %entry ], [ %shifted_index, %busybox ]
+  %run_argc = phi i32 [ %argc, %entry ], [ %shifted_argc, %busybox ]
+  %run_argv = phi ptr [ %argv, %entry ], [ %shifted_argv, %busybox ]
+  switch i32 %run_index, label %unknown [ {cases} ]
+{runs}
+unknown:
+  call i32 (i32, ptr, ...) @dprintf(i32 2, ptr @allmux.unknown, ptr %name)
+  ret i32 {EXIT_UNKNOWN_PROGRAM}
+}}"""
