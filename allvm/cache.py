@@ -10,7 +10,6 @@ into place.
 """
 
 import os
-import shutil
 from _blake2 import blake2b
 
 from allvm import LLVM_VERSION, __version__
@@ -56,7 +55,8 @@ def _digest(*parts: str) -> str:
 
 def object_key(allexe: Allexe, entry: ModuleEntry) -> str:
     """`<CRC>-<module base name>-<key>.o`: a person can tell what it is; the key decides."""
-    name = entry.base_name.removesuffix(".bc") or "module"
+    # The name is for people only: a module name may be long or hostile (`..`), keep it short.
+    name = entry.base_name.removesuffix(".bc").lstrip(".")[:40] or "module"
     return f"{entry.crc_hex}-{name}-{_digest(CODEGEN_ID, allexe.stored_digest(entry))}.o"
 
 
@@ -166,6 +166,8 @@ class Cache:
             return tempfile.mkdtemp(prefix="allvm-")
 
     def remove_workdir(self, workdir: str) -> None:
+        import shutil  # not at the top: shutil pulls in `re`, too slow for the cache-hit path
+
         shutil.rmtree(workdir, ignore_errors=True)
         self._drop_scratch()
 
@@ -193,6 +195,8 @@ class Cache:
 
 def _remove(path: str) -> None:
     if os.path.isdir(path) and not os.path.islink(path):
+        import shutil
+
         shutil.rmtree(path, ignore_errors=True)
     else:
         try:

@@ -10,7 +10,9 @@ from allvm.cli import Tool
 from allvm.errors import AllvmError
 
 ROOT = Path(__file__).resolve().parent.parent
-TOOLS = sorted(tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"])
+_PROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
+TOOLS = sorted([*_PROJECT["project"]["scripts"],
+                *(Path(p).name for p in _PROJECT["tool"]["setuptools"]["script-files"])])
 
 
 @pytest.mark.parametrize("name", TOOLS)
