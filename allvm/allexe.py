@@ -5,6 +5,7 @@ the zip directory of every allexe it runs, and importing `zipfile` alone costs m
 that whole path is allowed. Writing (not on any hot path) uses `zipfile`.
 """
 
+import errno
 import os
 import stat
 import struct
@@ -64,12 +65,7 @@ class Allexe:
 
     @classmethod
     def open(cls, path: str) -> "Allexe":
-        try:
-            with open(path, "rb") as f:
-                data = f.read()
-        except OSError as e:
-            raise AllvmError(f"Could not open '{path}': {e.strerror}") from None
-        return cls.from_bytes(path, data)
+        return cls.from_bytes(path, _read_file(path))
 
     @classmethod
     def from_bytes(cls, path: str, data: bytes) -> "Allexe":
@@ -78,6 +74,9 @@ class Allexe:
             modules = _read_directory(data)
         except ValueError:
             raise AllvmError(f"Could not open '{path}': empty or invalid allexe") from None
+        except _TooManyModules as e:
+            raise AllvmError(f"Could not open '{path}': {e} modules, more than the limit "
+                             f"of {MAX_MODULES}") from None
         if modules[0].name != MAIN_MODULE:
             raise AllvmError(
                 f"Could not open '{path}': First entry was '{modules[0].name}', "
@@ -163,26 +162,33 @@ def size_limit() -> int:
     return int(value) if value.isdigit() else DEFAULT_SIZE_LIMIT
 
 
-def _read_file(path: str) -> bytes:
-    """The allexe's bytes: a regular file no larger than the size limit.
+def read_regular_file(path: str) -> bytes:
+    """A regular file's bytes, at most the size limit; OSError (with strerror) otherwise.
 
-    Opened non-blocking, so a FIFO or device given as an allexe is refused instead of hanging.
+    Opened non-blocking, so a FIFO or device given as input is refused instead of hanging.
     """
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        st = os.fstat(fd)
+        if stat.S_ISDIR(st.st_mode):
+            raise OSError(errno.EISDIR, os.strerror(errno.EISDIR))
+        if not stat.S_ISREG(st.st_mode):
+            raise OSError(errno.EINVAL, "not a regular file")
+        limit = size_limit()
+        if st.st_size > limit:
+            raise OSError(errno.EFBIG, f"{st.st_size} bytes, more than the limit of {limit} "
+                                       "(ALLVM_SIZE_LIMIT)")
+        with open(fd, "rb", closefd=False) as f:
+            return f.read(limit + 1)
+    finally:
+        os.close(fd)
+
+
+def _read_file(path: str) -> bytes:
+    try:
+        return read_regular_file(path)
     except OSError as e:
         raise AllvmError(f"Could not open '{path}': {e.strerror}") from None
-    with open(fd, "rb") as f:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise AllvmError(f"Could not open '{path}': not a regular file")
-        if st.st_size > size_limit():
-            raise AllvmError(f"Could not open '{path}': {st.st_size} bytes, more than the "
-                             f"limit of {size_limit()} (ALLVM_SIZE_LIMIT)")
-        try:
-            return f.read(size_limit() + 1)
-        except OSError as e:
-            raise AllvmError(f"Could not open '{path}': {e.strerror}") from None
 
 
 class _TooManyModules(Exception):

@@ -8,9 +8,10 @@ import os
 import re
 from concurrent.futures import ThreadPoolExecutor
 
+from allvm.allexe import MAIN_MODULE
 from allvm.cache import CODEGEN_OPT_LEVEL, TARGET_CPU
 from allvm.errors import AllvmError
-from allvm.ir import llvm, parse_module
+from allvm.ir import check_main, llvm, native_target, parse_module
 from allvm.toolchain import GNU_TARGET, MUSL_TARGET, run_zig
 
 DEFAULT_TRIPLE = "x86_64-unknown-linux-musl"
@@ -58,9 +59,11 @@ def compile_module(bitcode: bytes, name: str) -> tuple[bytes, str]:
     # (llvmlite releases the GIL inside LLVM).
     context = binding.create_context()
     module = structors_to_init_array(parse_module(bitcode, name, context=context), context)
+    if name == MAIN_MODULE:
+        check_main(module, name)
     triple = module.triple or DEFAULT_TRIPLE
     module.triple = triple
-    target = binding.Target.from_triple(triple)
+    target = native_target(triple, name)
     machine = target.create_target_machine(
         cpu=TARGET_CPU, opt=CODEGEN_OPT_LEVEL, codemodel="default",
         # musl programs link statically (no PIE); glibc ones as position-independent executables.

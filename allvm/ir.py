@@ -80,9 +80,10 @@ def parse_module(data: bytes, name: str, context=None):
 
 def read_module_file(path: str):
     """Parse an IR file from disk (`.bc` or `.ll`); refuses files that are not IR."""
+    from allvm.allexe import read_regular_file
+
     try:
-        with open(path, "rb") as f:
-            data = f.read()
+        data = read_regular_file(path)
     except OSError as e:
         raise AllvmError(f"Could not open {path}: {e.strerror}") from None
     if not data or not looks_like_ir(data):
@@ -96,3 +97,20 @@ def find_function(module, name: str):
         return module.get_function(name)
     except NameError:
         return None
+
+
+def check_main(module, path: str) -> None:
+    """The program's module must define the function `main` (not declare it, not a variable)."""
+    main = find_function(module, "main")
+    if main is None:
+        raise AllvmError(f"Failed to find 'main' function in {path}!")
+    if main.is_declaration:
+        raise AllvmError("'main' must not be a declaration in first module")
+
+
+def native_target(triple: str, name: str):
+    """LLVM's target for a module's triple; only this machine's architecture is compiled."""
+    try:
+        return llvm().Target.from_triple(triple)
+    except RuntimeError:
+        raise AllvmError(f"{name}: target '{triple}' is not supported on this machine") from None

@@ -4,7 +4,6 @@ import os
 
 from allvm.allexe import MAIN_MODULE, write_allexe
 from allvm.cli import Tool
-from allvm.errors import AllvmError
 from allvm.output import check_output_path
 
 tool = Tool(
@@ -31,16 +30,6 @@ def module_name(path: str) -> str:
     return os.path.splitext(os.path.basename(path))[0] + ".bc"
 
 
-def check_main(module, path: str) -> None:
-    from allvm.ir import find_function
-
-    main = find_function(module, "main")
-    if main is None:
-        raise AllvmError(f"Failed to find 'main' function in {path}!")
-    if main.is_declaration:
-        raise AllvmError("'main' must not be a declaration in first module")
-
-
 def load_input(path: str, preserve_asm: bool):
     from allvm.deasm import deasm_module
     from allvm.ir import read_module_file
@@ -57,6 +46,8 @@ def load_input(path: str, preserve_asm: bool):
 def run(args) -> int:
     output = args.output or default_output(args.main)
     check_output_path(output, args.force)
+    from allvm.ir import check_main
+
     main = load_input(args.main, args.preserve_asm)
     check_main(main, args.main)
     modules = [(MAIN_MODULE, main.as_bitcode())]

@@ -1,0 +1,202 @@
+"""Broken and hostile input through every tool and mode: one line, non-zero, nothing written.
+
+The inputs come from `badinputs.generate` (made here, not committed). Each run has a 10 s
+timeout and a 2 GiB address-space limit, so a tool that inflated a bomb or looped would fail.
+"""
+
+import os
+import resource
+import shutil
+import subprocess
+import tempfile
+import zlib
+from pathlib import Path
+
+import pytest
+from badinputs import ALLEXE_CASES, IR_CASES, generate, odd_names, raw_zip
+from conftest import compile_c, run_tool, tool_path
+
+from allvm.allexe import Allexe
+from allvm.errors import AllvmError
+
+MEMORY_LIMIT = 2 << 30
+TIME_LIMIT = 10
+# Root reads any file: the unreadable case runs without the capabilities that allow that.
+WITHOUT_DAC_OVERRIDE = ["setpriv", "--bounding-set", "-dac_override,-dac_read_search"]
+# Sound containers with bad modules inside: all-info lists them (like `unzip -l`) without
+# reading any bitcode; -imports reads it, and an aarch64 module has imports like any other.
+CONTENT_CASES = {"main_not_bitcode", "main_truncated", "main_empty", "no_main", "main_global",
+                 "aarch64", "lying_bomb"}
+LISTING_OK = {"all-info": CONTENT_CASES, "all-info-imports": {"aarch64"}}
+
+# Tool and mode → its command line for an input and an output path.
+ALLEXE_TOOLS = {
+    "alley": lambda src, out: ["alley", src],
+    "alley-force-static": lambda src, out: ["alley", "-force-static", src],
+    "alley-noexec": lambda src, out: ["alley", "-noexec", src],
+    "all-info": lambda src, out: ["all-info", src],
+    "all-info-imports": lambda src, out: ["all-info", "-imports", "-json", src],
+    "allready": lambda src, out: ["allready", src],
+}
+# Tools written by others at the same time: covered when installed.
+OPTIONAL_TOOLS = {
+    "alltogether": lambda src, out: ["alltogether", src, "-o", out],
+    "allopt": lambda src, out: ["allopt", "-i", src, "-o", out, "-passes=default<O1>"],
+    "allmux": lambda src, out: ["allmux", src, "-o", out],
+}
+ALLEXE_TOOLS.update({name: cmd for name, cmd in OPTIONAL_TOOLS.items()
+                     if os.access(tool_path(name), os.X_OK)})
+
+
+@pytest.fixture(scope="session")
+def bitcode(tmp_path_factory) -> dict[str, bytes]:
+    d = tmp_path_factory.mktemp("bitcode")
+    sources = {
+        "main": '#include <stdio.h>\nint main(void) { puts("hello"); return 0; }\n',
+        "lib": "int lib_answer(void) { return 42; }\n",
+        "lib2": "int lib_other(void) { return 7; }\n",
+        "main_global": "int main = 42;\n",
+    }
+    out = {name: compile_c(src, d / f"{name}.bc").read_bytes() for name, src in sources.items()}
+    out["aarch64"] = compile_c(sources["main"], d / "aarch64.bc",
+                               target="aarch64-linux-musl").read_bytes()
+    return out
+
+
+@pytest.fixture(scope="session")
+def bad_inputs(tmp_path_factory, bitcode) -> dict[str, Path]:
+    # World-traversable, so the unreadable case can be run as an unprivileged user.
+    directory = Path(tempfile.mkdtemp(prefix="allvm-bad-"))
+    directory.chmod(0o755)
+    yield generate(directory, bitcode)
+    shutil.rmtree(directory, ignore_errors=True)
+
+
+def _limit_memory() -> None:
+    resource.setrlimit(resource.RLIMIT_AS, (MEMORY_LIMIT, MEMORY_LIMIT))
+
+
+def run_bounded(argv: list[str], *, unprivileged: bool = False):
+    prefix = WITHOUT_DAC_OVERRIDE if unprivileged and os.geteuid() == 0 else []
+    return subprocess.run([*prefix, tool_path(argv[0]), *map(str, argv[1:])],
+                          capture_output=True, text=True, timeout=TIME_LIMIT,
+                          preexec_fn=_limit_memory)
+
+
+def cache_entries(cache: Path) -> list[str]:
+    return [str(p) for p in cache.rglob("*") if p.is_file()] if cache.exists() else []
+
+
+def assert_one_line_failure(proc, tool: str) -> None:
+    assert proc.returncode != 0, proc.stdout
+    lines = proc.stderr.splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith(f"{tool}: "), proc.stderr
+    assert "Traceback" not in proc.stderr and "internal error" not in proc.stderr, proc.stderr
+
+
+def _check_case(argv, case, tmp_path, isolated_cache) -> None:
+    proc = run_bounded(argv, unprivileged=case == "unreadable")
+    assert_one_line_failure(proc, argv[0])
+    assert not (tmp_path / "out.allexe").exists()
+    assert cache_entries(isolated_cache) == []
+
+
+@pytest.mark.parametrize("case", ALLEXE_CASES)
+@pytest.mark.parametrize("tool", ALLEXE_TOOLS)
+def test_bad_allexe(tool, case, bad_inputs, tmp_path, isolated_cache):
+    argv = ALLEXE_TOOLS[tool](bad_inputs[case], tmp_path / "out.allexe")
+    if case in LISTING_OK.get(tool, ()):
+        proc = run_bounded(argv)
+        assert proc.returncode == 0 and proc.stderr == "", proc.stderr
+        assert "main.bc" in proc.stdout
+    else:
+        _check_case(argv, case, tmp_path, isolated_cache)
+
+
+@pytest.mark.parametrize("case", IR_CASES)
+def test_bad_ir_for_bc2allvm(case, bad_inputs, tmp_path, isolated_cache):
+    argv = ["bc2allvm", bad_inputs[case], "-o", tmp_path / "out.allexe"]
+    _check_case(argv, case, tmp_path, isolated_cache)
+
+
+def test_messages_name_the_problem(bad_inputs):
+    """A few cases, by their exact words."""
+    expected = {
+        "empty": "empty or invalid allexe",
+        "main_not_first": "First entry was 'lib.bc', expected 'main.bc'",
+        "bomb": "would inflate to",
+        "lying_bomb": "corrupt",
+        "duplicate_names": "duplicate module name 'lib.bc'",
+        "many_entries": "more than the limit of",
+        "encrypted": "is encrypted",
+        "fifo": "not a regular file",
+        "symlink_loop": "Too many levels of symbolic links",
+        "no_main": "Failed to find 'main' function",
+        "main_global": "Failed to find 'main' function",
+        "aarch64": "aarch64",
+    }
+    for case, words in expected.items():
+        proc = run_bounded(["alley", "-noexec", bad_inputs[case]])
+        assert words in proc.stderr, (case, proc.stderr)
+
+
+def test_unreadable_message(bad_inputs):
+    proc = run_bounded(["all-info", bad_inputs["unreadable"]], unprivileged=True)
+    assert proc.stderr.endswith("Permission denied\n"), proc.stderr
+
+
+def test_size_limit_is_configurable(tmp_path, bitcode):
+    path = tmp_path / "small.allexe"
+    path.write_bytes(raw_zip([("main.bc", bitcode["main"])]))
+    env = dict(os.environ, ALLVM_SIZE_LIMIT="1000")
+    proc = run_tool("all-info", path, env=env)
+    assert proc.returncode == 1
+    assert "more than the limit of 1000" in proc.stderr
+    assert run_tool("all-info", path).returncode == 0
+
+
+def test_bomb_is_refused_without_inflating(bad_inputs):
+    """The refusal comes from the zip directory alone: well under the bomb's inflated size."""
+    allexe_path = str(bad_inputs["bomb"])
+    with pytest.raises(AllvmError, match="would inflate"):
+        Allexe.open(allexe_path)
+
+
+def test_lying_sizes_inflate_at_most_the_declared_size(bad_inputs, monkeypatch):
+    calls = []
+    real = zlib.decompressobj
+
+    class Counting:
+        def __init__(self, *a):
+            self.d = real(*a)
+
+        def decompress(self, data, max_length=0):
+            out = self.d.decompress(data, max_length)
+            calls.append((max_length, len(out)))
+            return out
+
+    monkeypatch.setattr(zlib, "decompressobj", Counting)
+    allexe = Allexe.open(str(bad_inputs["lying_bomb"]))
+    with pytest.raises(AllvmError, match="corrupt"):
+        allexe.read_module(allexe.main)
+    assert calls and all(0 < produced <= limit for limit, produced in calls)
+    assert max(p for _, p in calls) <= allexe.main.size + 1
+
+
+def test_path_like_names_are_only_names(tmp_path, bitcode, isolated_cache):
+    """`..` and absolute module names run normally and never become file system paths."""
+    path = tmp_path / "odd.allexe"
+    path.write_bytes(odd_names(bitcode))
+    for leftover in ("/tmp/allvm-escape.bc", "/tmp/allvm-absolute.bc"):
+        assert not os.path.exists(leftover)
+    info = run_tool("all-info", path)
+    assert "../../../../tmp/allvm-escape.bc" in info.stdout
+    proc = run_tool("alley", path)
+    assert (proc.returncode, proc.stdout) == (0, "hello\n"), proc.stderr
+    assert run_tool("allready", path).returncode == 0
+    for leftover in ("/tmp/allvm-escape.bc", "/tmp/allvm-absolute.bc", "/tmp/allvm-escape",
+                     "/tmp/allvm-absolute"):
+        assert not os.path.exists(leftover)
+    for entry in cache_entries(isolated_cache):
+        assert Path(entry).resolve().is_relative_to(isolated_cache.resolve())
