@@ -133,10 +133,19 @@ def _copy_to_memory(path: str) -> str:
 
 
 def run(allexe_path: str, args: list[str], *, force_static: bool = False,
-        noexec: bool = False) -> None:
-    """alley's slow path: build what is missing, then exec (or, with noexec, report)."""
+        noexec: bool = False, jit: str | None = None) -> None:
+    """alley's slow path: build what is missing, then exec (or, with noexec, report).
+
+    `jit` is "inprocess", "exec" or None (the default); see allvm.jit.runs_inprocess.
+    """
     allexe = Allexe.open(allexe_path)
     cache = Cache()
+    if not force_static and jit != "exec":
+        from allvm import jit as inprocess
+
+        if inprocess.runs_inprocess(allexe, cache, jit):
+            inprocess.run_inprocess(allexe, args, original_environ(), noexec=noexec)
+            return
     if force_static and cache.ensure_dirs():
         program = build_static_binary(allexe, cache)
     else:  # the JIT path; also where the cache cannot be used at all

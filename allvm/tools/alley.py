@@ -33,8 +33,11 @@ def _slow_main() -> int:
                 help="do all the work (load, compile, resolve symbols) but run nothing")
     tool.option("force-static", dest="force_static", action="store_true",
                 help="build the cached static binary if missing, then run it")
+    tool.option("jit", choices=("inprocess", "exec"), default=None,
+                help="how the JIT path runs a *-linux-gnu program: inside alley's process "
+                     "(the default for gnu programs) or linked and exec'd (always for musl)")
     tool.positional("allexe", metavar="ALLEXE")
     tool.positional("args", metavar="ARGS", nargs=argparse.REMAINDER,
                     help="arguments for the program")
     return tool.run(lambda a: run(a.allexe, a.args, force_static=a.force_static,
-                                  noexec=a.noexec))
+                                  noexec=a.noexec, jit=a.jit))

@@ -1,0 +1,327 @@
+"""The in-process JIT: a `*-linux-gnu` allexe runs inside alley's own process, on the host glibc.
+
+Each module is compiled to an object (cached in `objects/` as `…-inprocess.o`), the objects are
+loaded into MCJIT, and alley then does what the kernel and glibc's start-up code do for a
+linked executable: lay out argv/envp/environ, run the constructors in priority order, call
+`main`, and `exit()` with its result so that atexit handlers, destructors and stdio flushing
+happen exactly as in a native program.
+
+Constructors and destructors are named in `llvm.global_ctors`/`llvm.global_dtors`, usually as
+internal functions that MCJIT cannot look up by name: compiling a module for this path gives
+each one a unique external name, and a small generated *support module* calls them in the
+order a linker and glibc would. The support module also supplies what a linked executable gets
+from crt files and libc_nonshared.a (`__dso_handle`, `atexit`, ...).
+"""
+
+import ctypes
+import json
+import os
+import signal
+import sys
+import zlib
+from concurrent.futures import ThreadPoolExecutor
+from typing import NoReturn
+
+from allvm.allexe import Allexe, ModuleEntry
+from allvm.cache import CODEGEN_OPT_LEVEL, TARGET_CPU, Cache, object_key, seal, unseal_tag
+from allvm.codegen import _STRUCTOR_ENTRY, DEFAULT_TRIPLE, is_gnu
+from allvm.errors import AllvmError
+from allvm.ir import llvm, parse_module
+
+# Measured by bench/bench_alley.py: see README ("The in-process JIT").
+INPROCESS_BY_DEFAULT = True
+# The host libraries a gnu program is linked against on the exec path (`-lm`, and the compiler
+# runtime's helpers, which libgcc_s provides here). Symbols resolve in this order.
+HOST_LIBRARIES = ("libc.so.6", "libm.so.6", "libgcc_s.so.1")
+_MAX_TAG = 0xFFFF  # the cache's tag size limit
+
+# What a linked executable gets from crt1/crtbegin and libc_nonshared.a rather than libc.so.
+# Defined in the support module only when some module uses them and none defines them.
+_SUPPORT_DEFINITIONS = {
+    "__dso_handle": "@__dso_handle = global ptr null",  # NULL, as crtbegin.o has it
+    "atexit": ("define i32 @atexit(ptr %f) {\n"
+               "  %r = call i32 @__cxa_atexit(ptr %f, ptr null, ptr null)\n  ret i32 %r\n}"),
+    "at_quick_exit": ("define i32 @at_quick_exit(ptr %f) {\n"
+                      "  %r = call i32 @__cxa_at_quick_exit(ptr %f, ptr null)\n  ret i32 %r\n}"),
+    "pthread_atfork": ("define i32 @pthread_atfork(ptr %p, ptr %a, ptr %c) {\n"
+                       "  %r = call i32 @__register_atfork(ptr %p, ptr %a, ptr %c, ptr null)\n"
+                       "  ret i32 %r\n}"),
+}
+_SUPPORT_DECLARATIONS = ("declare i32 @__cxa_atexit(ptr, ptr, ptr)\n"
+                         "declare i32 @__cxa_at_quick_exit(ptr, ptr)\n"
+                         "declare i32 @__register_atfork(ptr, ptr, ptr, ptr)\n")
+
+
+class ModuleCode:
+    """One module compiled for the in-process JIT: its object and what linking it needs."""
+
+    def __init__(self, obj: bytes, info: dict):
+        self.obj = obj
+        self.triple: str = info["triple"]
+        self.ctors: list[tuple[int, str]] = [tuple(c) for c in info["ctors"]]
+        self.dtors: list[tuple[int, str]] = [tuple(d) for d in info["dtors"]]
+        self.defined: set[str] = set(info["defined"])
+        self.undefined: list[str] = info["undefined"]
+
+    @staticmethod
+    def encode_info(info: dict) -> bytes:
+        return zlib.compress(json.dumps(info).encode())
+
+    @classmethod
+    def from_cache_entry(cls, obj: bytes, tag: bytes) -> "ModuleCode":
+        return cls(obj, json.loads(zlib.decompress(tag)))
+
+
+def inprocess_object_key(allexe: Allexe, entry: ModuleEntry) -> str:
+    """Beside the exec path's object of the same module: same key, marked `-inprocess`."""
+    return object_key(allexe, entry).removesuffix(".o") + "-inprocess.o"
+
+
+def _symbols(module) -> tuple[list[str], list[str]]:
+    """(external definitions, external references) of a module, intrinsics left out."""
+    defined, undefined = [], []
+    for value in [*module.functions, *module.global_variables]:
+        if value.name.startswith("llvm."):
+            continue
+        if value.is_declaration:
+            undefined.append(value.name)
+        elif value.linkage.name not in ("internal", "private"):
+            defined.append(value.name)
+    return defined, undefined
+
+
+def _expose_structors(module, prefix: str) -> tuple[list, list]:
+    """Give each constructor/destructor a unique external name; their (priority, name) lists."""
+    renamed: dict[str, str] = {}
+    tables = []
+    for table in ("llvm.global_ctors", "llvm.global_dtors"):
+        entries = []
+        try:
+            definition = str(module.get_global_variable(table))
+        except NameError:
+            definition = ""
+        for priority, ref in _STRUCTOR_ENTRY.findall(definition):
+            name = ref[1:].strip('"')
+            if name not in renamed:
+                function = module.get_function(name)
+                renamed[name] = f"__allvm.{prefix}.{len(renamed)}"
+                function.name = renamed[name]
+                function.linkage = "external"
+                function.visibility = "default"
+            entries.append((int(priority), renamed[name]))
+        tables.append(entries)
+    return tables[0], tables[1]
+
+
+def _target_machine(triple: str):
+    binding = llvm()
+    # Position-independent code: the JIT's memory may be far from glibc, so external data is
+    # reached through the GOT and external calls through stubs, never 32-bit displacements.
+    return binding.Target.from_triple(triple).create_target_machine(
+        cpu=TARGET_CPU, opt=CODEGEN_OPT_LEVEL, reloc="pic", codemodel="small")
+
+
+def compile_for_jit(bitcode: bytes, name: str, prefix: str) -> tuple[bytes, dict]:
+    """One module's object for the in-process JIT, and its link facts (see ModuleCode)."""
+    binding = llvm()
+    module = parse_module(bitcode, name, context=binding.create_context())
+    triple = module.triple or DEFAULT_TRIPLE
+    module.triple = triple
+    ctors, dtors = _expose_structors(module, prefix)
+    defined, undefined = _symbols(module)
+    info = {"triple": triple, "ctors": ctors, "dtors": dtors, "defined": defined,
+            "undefined": undefined}
+    return _target_machine(triple).emit_object(module), info
+
+
+def load_modules(allexe: Allexe, cache: Cache) -> list[ModuleCode]:
+    """Every module's code: from `objects/` when cached, else compiled (in parallel) and cached."""
+    usable = cache.ensure_dirs()
+    paths = [cache.object_path(inprocess_object_key(allexe, e)) for e in allexe.modules]
+    codes: list[ModuleCode | None] = []
+    for path in paths:
+        code = None
+        if usable:
+            code = _cached_code(path)
+        codes.append(code)
+    missing = [i for i, code in enumerate(codes) if code is None]
+    if missing:
+        jobs = [(allexe.read_module(allexe.modules[i]), allexe.modules[i].name,
+                 allexe.stored_digest(allexe.modules[i])[:16]) for i in missing]
+        if len(jobs) == 1:
+            compiled = [compile_for_jit(*jobs[0])]
+        else:
+            with ThreadPoolExecutor(max_workers=min(len(jobs), os.cpu_count() or 1)) as pool:
+                compiled = list(pool.map(lambda job: compile_for_jit(*job), jobs))
+        for i, (obj, info) in zip(missing, compiled, strict=True):
+            tag = ModuleCode.encode_info(info)
+            if usable and len(tag) <= _MAX_TAG:
+                cache.put(paths[i], obj, tag=tag)
+            codes[i] = ModuleCode(obj, info)
+    return codes
+
+
+def _cached_code(path: str) -> ModuleCode | None:
+    """A cached module's code, or None when missing or damaged (then rebuilt and replaced)."""
+    try:
+        with open(path, "rb") as f:
+            entry = f.read()
+    except OSError:
+        return None
+    tag = unseal_tag(entry)
+    if tag is None:
+        return None
+    # A sealed entry is object + tag + a fixed-size trailer (the size of an empty seal).
+    return ModuleCode.from_cache_entry(entry[: len(entry) - len(tag) - len(seal(b""))], tag)
+
+
+def _host_libraries() -> list[ctypes.CDLL]:
+    libraries = []
+    for name in HOST_LIBRARIES:
+        try:
+            # Global, so that helpers the code generator calls (e.g. __udivti3) resolve too.
+            libraries.append(ctypes.CDLL(name, mode=os.RTLD_GLOBAL))
+        except OSError:
+            continue
+    return libraries
+
+
+def _host_address(libraries: list[ctypes.CDLL], name: str) -> int | None:
+    for library in libraries:
+        try:
+            return ctypes.cast(library[name], ctypes.c_void_p).value
+        except AttributeError:
+            continue
+    return None
+
+
+def _quoted(name: str) -> str:
+    return '@"' + name.replace("\\", "\\5C").replace('"', "\\22") + '"'
+
+
+def support_module_text(codes: list[ModuleCode], provide: list[str]) -> str:
+    """IR for `__allvm.init`: register the destructors with `__cxa_atexit` first (so they run
+    after every atexit handler the program registers, as glibc runs `.fini_array` last), then
+    call the constructors in priority order, ties in module order, as a linker sorts
+    `.init_array.N`. Plus the crt/libc_nonshared definitions in `provide`."""
+    ctors = sorted((p, i, j, n) for i, c in enumerate(codes) for j, (p, n) in enumerate(c.ctors))
+    dtors = sorted((p, i, j, n) for i, c in enumerate(codes) for j, (p, n) in enumerate(c.dtors))
+    names = {n for *_, n in ctors + dtors}
+    lines = [_SUPPORT_DECLARATIONS, *(f"declare void {_quoted(n)}()" for n in sorted(names)),
+             *(_SUPPORT_DEFINITIONS[name] for name in provide)]
+    lines.append("define internal void @__allvm.fini(ptr %unused) {")
+    lines += [f"  call void {_quoted(n)}()" for *_, n in reversed(dtors)]
+    lines += ["  ret void", "}", "define void @__allvm.init() {"]
+    if dtors:
+        lines.append("  call i32 @__cxa_atexit(ptr @__allvm.fini, ptr null, ptr null)")
+    lines += [f"  call void {_quoted(n)}()" for *_, n in ctors]
+    lines += ["  ret void", "}"]
+    return "\n".join(lines) + "\n"
+
+
+class Program:
+    """The allexe's code loaded into MCJIT and every symbol resolved; nothing has run yet."""
+
+    def __init__(self, allexe: Allexe, cache: Cache):
+        codes = load_modules(allexe, cache)
+        triple = codes[0].triple
+        self.libc = ctypes.CDLL("libc.so.6")
+        provide = self._resolve(codes)
+        binding = llvm()
+        support = parse_module(support_module_text(codes, provide).encode(), "allvm-support")
+        support.triple = triple
+        self.engine = binding.create_mcjit_compiler(support, _target_machine(triple))
+        for code in codes:
+            self.engine.add_object_file(binding.ObjectFileRef.from_data(code.obj))
+        self.engine.finalize_object()
+        self.init = self.engine.get_function_address("__allvm.init")
+        self.main = self.engine.get_function_address("main")
+        if not self.main:
+            raise AllvmError("the program has no 'main' function")
+
+    def _resolve(self, codes: list[ModuleCode]) -> list[str]:
+        """Bind every external reference to the host glibc, as the exec path's link does, or
+        fail before anything runs. Returns the support definitions the program needs."""
+        binding = llvm()
+        defined = set().union(*(c.defined for c in codes))
+        libraries = _host_libraries()
+        provide, unresolved = [], []
+        for name in dict.fromkeys(n for c in codes for n in c.undefined if n not in defined):
+            address = _host_address(libraries, name)
+            if address:
+                binding.add_symbol(name, address)  # never a same-named symbol of Python's
+            elif name in _SUPPORT_DEFINITIONS:
+                provide.append(name)
+            else:
+                unresolved.append(name)
+        if unresolved:
+            more = f" (and {len(unresolved) - 1} more)" if len(unresolved) > 1 else ""
+            raise AllvmError(f"Program used external function '{unresolved[0]}' which could "
+                             f"not be resolved!{more}")
+        return provide
+
+    def run(self, argv: list[bytes], environ: dict[bytes, bytes]) -> NoReturn:
+        """Run the program as its process's start-up code would, and exit with its status."""
+        argc = len(argv)
+        env = [key + b"=" + value for key, value in environ.items()]
+        # One array, as the kernel lays it out: argv..., NULL, envp..., NULL.
+        vector = (ctypes.c_char_p * (argc + len(env) + 2))(*argv, None, *env, None)
+        envp = ctypes.addressof(vector) + (argc + 1) * ctypes.sizeof(ctypes.c_char_p)
+        ctypes.c_void_p.in_dll(self.libc, "environ").value = envp
+        # glibc's start-up code sets these from argv[0] (err(3), error(3) print them).
+        name = ctypes.cast(vector, ctypes.POINTER(ctypes.c_void_p))[0]
+        short = name + argv[0].rfind(b"/") + 1
+        ctypes.c_void_p.in_dll(self.libc, "program_invocation_name").value = name
+        ctypes.c_void_p.in_dll(self.libc, "program_invocation_short_name").value = short
+        self._reset_process_state()
+        ctypes.CFUNCTYPE(None)(self.init)()
+        main = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p)
+        status = main(self.main)(argc, ctypes.addressof(vector), envp)
+        self.libc.exit(status)  # atexit handlers, destructors, stdio flush: glibc's own exit
+        raise AssertionError("exit returned")
+
+    def _reset_process_state(self) -> None:
+        """Undo what Python changed in its process that a fresh program would not inherit."""
+        sys.stdout.flush()
+        sys.stderr.flush()
+        # Python ignores SIGPIPE and SIGXFSZ and catches SIGINT; a program starts with the
+        # defaults (a SIGINT that alley's parent ignored stays ignored, as across exec).
+        for sig in (signal.SIGPIPE, signal.SIGXFSZ):
+            signal.signal(sig, signal.SIG_DFL)
+        if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+            signal.signal(signal.SIGINT, signal.SIG_DFL)
+        # Python sets LC_CTYPE from the environment; C programs start in the "C" locale.
+        self.libc.setlocale(6, b"C")  # LC_ALL
+
+
+def main_triple(allexe: Allexe, cache: Cache) -> str:
+    """The main module's target triple: from a cached object of it when there is one (no
+    compiler needed), else from the module itself."""
+    main = allexe.main
+    code = _cached_code(cache.object_path(inprocess_object_key(allexe, main)))
+    if code is not None:
+        return code.triple
+    tag = cache.entry_tag(cache.object_path(object_key(allexe, main)))  # the exec path's
+    if tag is not None:
+        return tag.decode()
+    return parse_module(allexe.read_module(main), main.name).triple or DEFAULT_TRIPLE
+
+
+def runs_inprocess(allexe: Allexe, cache: Cache, requested: str | None) -> bool:
+    """Whether the JIT path runs this allexe in-process: gnu allexes by default or on request
+    (`-jit=inprocess`); musl allexes never (their platform is static musl, not this process's
+    glibc)."""
+    if requested == "exec" or not is_gnu(main_triple(allexe, cache)):
+        return False
+    return requested == "inprocess" or INPROCESS_BY_DEFAULT
+
+
+def run_inprocess(allexe: Allexe, args: list[str], environ: dict[bytes, bytes], *,
+                  noexec: bool = False) -> None:
+    """Load, compile and resolve the allexe in this process; then run it (never returns) unless
+    `noexec`. argv[0] is the allexe path as given."""
+    program = Program(allexe, Cache())
+    if noexec:
+        print("'noexec' option set")
+        return
+    program.run([os.fsencode(a) for a in (allexe.path, *args)], environ)
