@@ -98,6 +98,21 @@ def demo_alley() -> None:
           " build the static binary; cached static: alley execs it directly)\n")
 
 
+def demo_alltogether() -> None:
+    """The multi-module example merged into one whole program, then its size and speed against
+    the unmerged allexe and a plain `zig cc -O2` build (bench/bench_alltogether.py)."""
+    print("== alltogether: one program across the program/library line ==")
+    allexe = os.path.join(BUILD, "stats.allexe")
+    merged = os.path.join(BUILD, "stats.merged.allexe")
+    show([tool("alltogether"), allexe, "-f"])
+    show([tool("all-info"), merged])
+    args, stdin = RUNS["stats"]
+    show([tool("alley"), merged, *args], input=stdin, text=True)
+    show([sys.executable, os.path.join(os.path.dirname(HERE), "bench", "bench_alltogether.py"),
+          "stats"])
+    print()
+
+
 def main() -> None:
     os.makedirs(BUILD, exist_ok=True)
     print("== Building the examples into allexes ==")
@@ -105,6 +120,7 @@ def main() -> None:
         build_allexe(name, main_source, libs)
         print()
     demo_alley()
+    demo_alltogether()
 
 
 if __name__ == "__main__":
