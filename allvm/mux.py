@@ -187,7 +187,7 @@ def _exported_hook(module, function_name: str, unique: str) -> Hook:
     if not function.is_declaration and function.linkage.name in _LOCAL_LINKAGES:
         function.name = f"allmux.{unique}"  # two modules may both have a local `init`
         function.linkage = "external"
-        function.visibility = "hidden"
+        function.visibility = "default"
     return _hook(function, f"'{function_name}' in {module.name}'s constructor table")
 
 
