@@ -133,12 +133,14 @@ def _copy_to_memory(path: str) -> str:
 
 
 def run(allexe_path: str, args: list[str], *, force_static: bool = False,
-        noexec: bool = False, jit: str | None = None) -> None:
+        noexec: bool = False, jit: str | None = None, policy=None) -> None:
     """alley's slow path: build what is missing, then exec (or, with noexec, report).
 
     `jit` is "inprocess", "exec" or None (the default); see allvm.jit.runs_inprocess.
     """
     allexe = Allexe.open(allexe_path)
+    if policy:  # an allvm.policy.Policy: checked on the IR before any of its code runs
+        policy.check(allexe)
     cache = Cache()
     if not force_static and jit != "exec":
         from allvm import jit as inprocess

@@ -1,21 +1,50 @@
-"""all-info: list the modules of an allexe and their CRCs."""
+"""all-info: list the modules of an allexe and their CRCs (and, on request, its imports)."""
 
 from allvm.allexe import Allexe
 from allvm.cli import Tool
 
 tool = Tool(
     "all-info",
-    "List the modules of an allexe, each with its CRC-32 (its displayed identity).",
-    "example:\n  all-info hello.allexe\n  Modules:\n  \tmain.bc (9561D0E4)",
+    "List the modules of an allexe, each with its CRC-32 (its displayed identity).\n"
+    "-imports adds the platform functions the program can reach: the external symbols left\n"
+    "after linking all its modules, each with the modules that reference it.",
+    "example:\n  all-info hello.allexe\n  Modules:\n  \tmain.bc (9561D0E4)\n"
+    "  all-info -imports -json hello.allexe",
 )
 tool.positional("allexe", metavar="ALLEXE")
+tool.option("imports", action="store_true",
+            help="list the external symbols the program references, and from which modules")
+tool.option("json", action="store_true", help="print one JSON object (for scripts)")
+
+
+def print_text(allexe: Allexe, imports: dict[str, list[str]] | None) -> None:
+    print("Modules:")
+    for entry in allexe.modules:
+        print(f"\t{entry.name} ({entry.crc_hex})")
+    if imports is not None:
+        print("Imports:")
+        for name, modules in imports.items():
+            print(f"\t{name} ({', '.join(modules)})")
+
+
+def print_json(allexe: Allexe, imports: dict[str, list[str]] | None) -> None:
+    import json
+
+    info = {"modules": [{"name": e.name, "crc": e.crc_hex, "size": e.size,
+                         "compressed_size": e.compressed_size} for e in allexe.modules]}
+    if imports is not None:
+        info["imports"] = [{"name": name, "modules": modules} for name, modules in imports.items()]
+    print(json.dumps(info, indent=2))
 
 
 def run(args) -> int:
     allexe = Allexe.open(args.allexe)
-    print("Modules:")
-    for entry in allexe.modules:
-        print(f"\t{entry.name} ({entry.crc_hex})")
+    imports = None
+    if args.imports:
+        from allvm.imports import program_imports
+
+        imports = program_imports(allexe)
+    (print_json if args.json else print_text)(allexe, imports)
     return 0
 
 

@@ -6,11 +6,13 @@ Start-up time matters here: the cache-hit path runs before any option parsing or
 import sys
 
 from allvm.execute import run_cached
+from allvm.policy import policy_in_environment
 
 
 def main() -> int:
     argv = sys.argv[1:]
-    if argv and not argv[0].startswith("-"):
+    # A deny policy needs the program's IR read first: not the cache-hit path.
+    if argv and not argv[0].startswith("-") and not policy_in_environment():
         run_cached(argv[0], argv[1:])  # execs on a cache hit; returns otherwise
     return _slow_main()
 
@@ -20,6 +22,7 @@ def _slow_main() -> int:
 
     from allvm.cli import Tool
     from allvm.execute import run
+    from allvm.policy import load_policy
 
     tool = Tool(
         "alley",
@@ -36,8 +39,13 @@ def _slow_main() -> int:
     tool.option("jit", choices=("inprocess", "exec"), default=None,
                 help="how the JIT path runs a *-linux-gnu program: inside alley's process "
                      "(the default for gnu programs) or linked and exec'd (always for musl)")
+    tool.option("deny", action="append", default=[], metavar="NAME,...",
+                help="refuse to run a program that references one of these functions or "
+                     "groups (exec, net, dl); also from -policy FILE and $ALLVM_POLICY")
+    tool.option("policy", metavar="FILE", help="a deny policy file: names and groups")
     tool.positional("allexe", metavar="ALLEXE")
     tool.positional("args", metavar="ARGS", nargs=argparse.REMAINDER,
                     help="arguments for the program")
     return tool.run(lambda a: run(a.allexe, a.args, force_static=a.force_static,
-                                  noexec=a.noexec, jit=a.jit))
+                                  noexec=a.noexec, jit=a.jit,
+                                  policy=load_policy(a.deny, a.policy)))

@@ -1,0 +1,43 @@
+"""What a program can reach outside itself: the external symbols left after linking its modules.
+
+Because all of a program is IR, this is known before anything runs. A symbol one module
+declares and another defines (with external linkage) is resolved inside the program; what
+remains must come from the platform (libc), and each is reported with the modules that
+reference it.
+"""
+
+from itertools import chain
+
+from allvm.allexe import MAIN_MODULE, Allexe
+from allvm.ir import check_main, llvm, parse_module
+
+_LOCAL_LINKAGES = {"internal", "private"}
+
+
+def module_symbols(module) -> tuple[set[str], set[str]]:
+    """(definitions other modules can link to, declarations) of one module."""
+    defined, declared = set(), set()
+    for value in chain(module.functions, module.global_variables):
+        if value.name.startswith("llvm."):  # intrinsics and LLVM's special globals
+            continue
+        if value.is_declaration:
+            declared.add(value.name)
+        elif value.linkage.name not in _LOCAL_LINKAGES:
+            defined.add(value.name)
+    return defined, declared
+
+
+def program_imports(allexe: Allexe) -> dict[str, list[str]]:
+    """{external symbol: names of the modules that reference it}, sorted by symbol."""
+    defined, referenced_by = set(), {}
+    for entry in allexe.modules:
+        module = parse_module(allexe.read_module(entry), entry.name,
+                              context=llvm().create_context())
+        if entry.name == MAIN_MODULE:
+            check_main(module, entry.name)
+        own, declared = module_symbols(module)
+        defined |= own
+        for name in declared:
+            referenced_by.setdefault(name, []).append(entry.name)
+    return {name: modules for name, modules in sorted(referenced_by.items())
+            if name not in defined}
