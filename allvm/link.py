@@ -9,9 +9,10 @@ from allvm.errors import AllvmError
 # (available_externally is not among them: such a copy is dropped, never made local.)
 _EXPORTED_LINKAGES = {"external", "weak", "weak_odr", "linkonce", "linkonce_odr", "common"}
 
-# The whole-program pipeline alltogether runs after internalizing. O3 over O2: measured by
-# bench/bench_alltogether.py on the examples (see its output): faster or equal run time at
-# similar size. The trailing globaldce drops what inlining across modules left unused.
+# The whole-program pipeline alltogether runs after internalizing. O3 over O2, measured on the
+# examples (bench/bench_alltogether.py): O2 and O3 give the same code for wc and stats; on nbody
+# O3 takes 15% less CPU time than O2 (median user time of 11 alternating runs) for 4 KB more
+# code. The trailing globaldce drops what inlining across modules left unused.
 WHOLE_PROGRAM_PIPELINE = "default<O3>,globaldce"
 
 ENTRY_POINT = "main"
