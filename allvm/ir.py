@@ -2,11 +2,13 @@
 
 import contextlib
 import os
+import threading
 
 from allvm.errors import AllvmError
 
 _BITCODE_MAGICS = (b"BC\xc0\xde", b"\xde\xc0\x17\x0b")  # raw bitcode, bitcode wrapper
 _llvm = None
+_FD2_LOCK = threading.Lock()
 
 
 def llvm():
@@ -41,20 +43,23 @@ def _quiet_llvm_diagnostics():
     Bitcode from older compilers makes the reader warn about stale debug info; that is noise to
     the user. Anything else LLVM says is passed on.
     """
-    saved = os.dup(2)
-    sink = os.memfd_create("allvm-llvm-diagnostics")
-    os.dup2(sink, 2)
-    try:
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.lseek(sink, 0, os.SEEK_SET)
-        text = os.read(sink, 1 << 20).decode(errors="replace")
-        os.close(sink)
-        for line in text.splitlines():
-            if line.strip() and "debug info" not in line:
-                os.write(2, (line + "\n").encode())
+    # fd 2 belongs to the whole process: modules parsed in threads at once (codegen) would
+    # each save the other's sink as "stderr" and leave fd 2 pointing at it for the program.
+    with _FD2_LOCK:
+        saved = os.dup(2)
+        sink = os.memfd_create("allvm-llvm-diagnostics")
+        os.dup2(sink, 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            os.lseek(sink, 0, os.SEEK_SET)
+            text = os.read(sink, 1 << 20).decode(errors="replace")
+            os.close(sink)
+            for line in text.splitlines():
+                if line.strip() and "debug info" not in line:
+                    os.write(2, (line + "\n").encode())
 
 
 def parse_module(data: bytes, name: str, context=None):

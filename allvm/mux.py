@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from hashlib import blake2b
 
 from allvm.allexe import MAIN_MODULE, Allexe
-from allvm.codegen import DEFAULT_TRIPLE, is_gnu
+from allvm.codegen import _STRUCTOR_ENTRY, DEFAULT_TRIPLE, is_gnu
 from allvm.errors import AllvmError
 from allvm.ir import find_function, llvm, parse_module
 from allvm.link import internalize
@@ -26,8 +26,6 @@ ALLEXE_SUFFIX = ".allexe"
 EXIT_UNKNOWN_PROGRAM = 127  # what a shell returns for a command it cannot find
 _CTOR_TABLES = {"ctor": "llvm.global_ctors", "dtor": "llvm.global_dtors"}
 _LOCAL_LINKAGES = {"internal", "private"}
-# One `{ i32 priority, ptr function, ptr data }` element of a printed ctor/dtor table.
-_TABLE_ENTRY = re.compile(r'\{ i32 (-?\d+), ptr (null|@"[^"]*"|@[^\s,]+), ptr ')
 # What a ctor/dtor or main may take: glibc passes (argc, argv, envp) to constructors too.
 _START_ARGS = (("i32", "%argc"), ("ptr", "%argv"), ("ptr", "%envp"))
 
@@ -195,10 +193,10 @@ def _read_table(table, where: str) -> list[tuple[int, str]]:
     """(priority, function name) of each entry of a ctor/dtor table, in table order."""
     # The binding exposes no constant operands; the printed initializer is exact. With opaque
     # pointers a constructor reached through a bitcast reads as a plain `ptr @f` here.
-    entries = _TABLE_ENTRY.findall(str(table))
+    entries = _STRUCTOR_ENTRY.findall(str(table))
     if len(entries) != table.global_value_type.element_count:
         raise AllvmError(f"{where}: cannot read {table.name}")
-    return [(int(priority), _symbol_name(ref)) for priority, ref in entries if ref != "null"]
+    return [(int(priority), _symbol_name(ref)) for priority, ref in entries]
 
 
 def _symbol_name(ref: str) -> str:

@@ -9,6 +9,7 @@ from conftest import compile_c, run_tool, tool_path
 
 from allvm.allexe import Allexe
 from allvm.ir import parse_module
+from allvm.toolchain import GNU_TARGET
 
 # A library both programs use: its constructor must run for whichever program is selected.
 SHARED_LIB = r"""
@@ -260,3 +261,15 @@ def test_output_and_input_errors(inputs, tmp_path):
     assert proc.stderr == f"allmux: Could not open '{bad}': empty or invalid allexe\n"
     assert not (tmp_path / "new.allexe").exists()
     assert out.read_bytes() == b""
+
+
+def test_glibc_programs_in_process_jit(tmp_path):
+    """`*-linux-gnu` allexes: alley runs the mux in its own process (the in-process JIT)."""
+    shared = compile_c(SHARED_LIB, tmp_path / "libshared.bc", target=GNU_TARGET)
+    blib = compile_c(B_LIB, tmp_path / "libb.bc", target=GNU_TARGET)
+    a = bc2allvm(tmp_path / "a.allexe",
+                 compile_c(PROGRAM_A, tmp_path / "a.bc", target=GNU_TARGET), shared)
+    b = bc2allvm(tmp_path / "b.allexe",
+                 compile_c(PROGRAM_B, tmp_path / "b.bc", target=GNU_TARGET), blib, shared)
+    (tmp_path / "mux").mkdir()
+    check_selected_programs(mux(tmp_path / "mux" / "ab.allexe", a, b))
