@@ -9,6 +9,7 @@ and rebuilt. Entries appear atomically: written in the cache's scratch directory
 into place.
 """
 
+import errno
 import os
 from _blake2 import blake2b
 
@@ -16,12 +17,17 @@ from allvm import LLVM_VERSION, __version__
 from allvm.allexe import Allexe, ModuleEntry
 
 # Everything that changes the native code for the same IR. Bump FORMAT when the layout changes.
-FORMAT = 1
+FORMAT = 2
 TARGET_CPU = "x86-64"
 CODEGEN_OPT_LEVEL = 2
 ZIG_VERSION = "0.17.1"
 CODEGEN_ID = (f"allvm-py {__version__}; cache format {FORMAT}; LLVM {LLVM_VERSION}; "
               f"zig {ZIG_VERSION}; cpu {TARGET_CPU}; O{CODEGEN_OPT_LEVEL}")
+
+# Below this much free space the cache's file system counts as full: a build would fail halfway.
+MIN_FREE_SPACE = 16 << 20
+# Errors that mean "this file system refuses writes" (full, quota, read-only): worth a warning.
+_WARN_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM}
 
 # Trailer: tag bytes, magic, digest of payload+tag, payload size, tag size.
 _TRAILER_MAGIC = b"ALLVMCE2"
@@ -100,6 +106,7 @@ class Cache:
 
     def __init__(self, root: str | None = None):
         self.root = root or cache_root()
+        self.problem: str | None = None  # why the cache is not being used, once warned
         self.objects = os.path.join(self.root, "objects")
         self.static_binaries = os.path.join(self.root, "static_binaries")
 
@@ -126,12 +133,36 @@ class Cache:
 
     def ensure_dirs(self) -> bool:
         """Create the cache directories; False if the cache cannot be used at all."""
+        if self.problem:
+            return False
         try:
             os.makedirs(self.objects, exist_ok=True)
             os.makedirs(self.static_binaries, exist_ok=True)
-            return os.access(self.objects, os.W_OK) and os.access(self.static_binaries, os.W_OK)
-        except OSError:
+            if not (os.access(self.objects, os.W_OK) and os.access(self.static_binaries, os.W_OK)):
+                self._refused(OSError(errno.EACCES, "not writable"))
+                return False
+            fs = os.statvfs(self.root)
+        except OSError as e:
+            self._refused(e)
             return False
+        if fs.f_bavail * fs.f_frsize < MIN_FREE_SPACE:
+            self._refused(OSError(errno.ENOSPC, "less than 16 MiB free"))
+            return False
+        return True
+
+    def _refused(self, error: OSError) -> None:
+        """The cache's file system refused us (full, read-only): say so once, run uncached.
+
+        A cache that cannot exist at all (`ALLVM_CACHE_DIR=/dev/null`) is not worth a warning.
+        """
+        if self.problem or error.errno not in _WARN_ERRNOS:
+            return
+        import sys
+
+        self.problem = error.strerror
+        tool = os.path.basename(sys.argv[0]) or "allvm"
+        print(f"{tool}: warning: cache '{self.root}' not used ({error.strerror}); "
+              "running uncached", file=sys.stderr, flush=True)
 
     def put(self, path: str, data: bytes, *, tag: bytes = b"", executable: bool = False) -> bool:
         """Store a sealed entry atomically; False if the cache refused it (full, read-only)."""
@@ -145,9 +176,10 @@ class Cache:
             os.chmod(tmp, 0o755 if executable else 0o644)
             os.replace(tmp, path)  # concurrent puts of one key carry identical content
             return True
-        except OSError:
+        except OSError as e:
             if tmp:
                 _remove(tmp)
+            self._refused(e)
             return False
         finally:
             self._drop_scratch()
@@ -160,10 +192,12 @@ class Cache:
         """
         import tempfile
 
-        try:
-            return tempfile.mkdtemp(prefix=f"{os.getpid()}-", dir=self._scratch())
-        except OSError:
-            return tempfile.mkdtemp(prefix="allvm-")
+        if not self.problem:
+            try:
+                return tempfile.mkdtemp(prefix=f"{os.getpid()}-", dir=self._scratch())
+            except OSError as e:
+                self._refused(e)
+        return tempfile.mkdtemp(prefix="allvm-")
 
     def remove_workdir(self, workdir: str) -> None:
         import shutil  # not at the top: shutil pulls in `re`, too slow for the cache-hit path
