@@ -92,7 +92,9 @@ def link_executable(objects: list[str], triple: str, output: str) -> None:
     else:
         args = ["-target", MUSL_TARGET, "-static"]
     try:
-        run_zig("cc", [*args, "-s", *objects, "-o", output], "linking")
+        # -O: zig links its libc builds in the mode given (without it, a Debug musl: 10x larger
+        # and slower); the same mode `make` warms.
+        run_zig("cc", [*args, f"-O{CODEGEN_OPT_LEVEL}", "-s", *objects, "-o", output], "linking")
     except AllvmError as e:
         undefined = _UNDEFINED.findall(str(e))
         if undefined:
