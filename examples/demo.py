@@ -113,6 +113,27 @@ def demo_alltogether() -> None:
     print()
 
 
+def demo_allmux() -> None:
+    """The examples multiplexed into one allexe, run through symlinks named after them, then
+    sizes and start-up against separate static and dynamic builds (bench/bench_allmux.py)."""
+    print("== allmux: the examples as one multicall program ==")
+    mux_dir = os.path.join(BUILD, "mux")
+    os.makedirs(mux_dir, exist_ok=True)
+    muxed = os.path.join(mux_dir, "examples.allexe")
+    show([tool("allmux"), *(os.path.join(BUILD, f"{name}.allexe") for name in PROGRAMS),
+          "-o", muxed, "-f"])
+    show([tool("all-info"), muxed])
+    env = dict(os.environ, ALLVM_CACHE_DIR=os.path.join(BUILD, "cache"))
+    for name, (args, stdin) in RUNS.items():
+        link = os.path.join(mux_dir, name)
+        if not os.path.lexists(link):
+            show(["ln", "-s", "examples.allexe", link])
+        show([link, *args], input=stdin, text=True, env=env)
+    show([sys.executable, os.path.join(os.path.dirname(HERE), "bench", "bench_allmux.py"),
+          "--runs", "5"])
+    print()
+
+
 def main() -> None:
     os.makedirs(BUILD, exist_ok=True)
     print("== Building the examples into allexes ==")
@@ -121,6 +142,7 @@ def main() -> None:
         print()
     demo_alley()
     demo_alltogether()
+    demo_allmux()
 
 
 if __name__ == "__main__":
