@@ -34,6 +34,8 @@ INPROCESS_BY_DEFAULT = True
 # runtime's helpers, which libgcc_s provides here). Symbols resolve in this order.
 HOST_LIBRARIES = ("libc.so.6", "libm.so.6", "libgcc_s.so.1")
 _MAX_TAG = 0xFFFF  # the cache's tag size limit
+_IOFBF, _IOLBF, _BUFSIZ = 0, 1, 8192  # <stdio.h>
+_IO_UNBUFFERED = 0x2  # glibc's FILE._flags bit (the first member of FILE)
 
 # What a linked executable gets from crt1/crtbegin and libc_nonshared.a rather than libc.so.
 # Defined in the support module only when some module uses them and none defines them.
@@ -292,6 +294,24 @@ class Program:
             signal.signal(signal.SIGINT, signal.SIG_DFL)
         # Python sets LC_CTYPE from the environment; C programs start in the "C" locale.
         self.libc.setlocale(6, b"C")  # LC_ALL
+        self._restore_stdio_buffering()
+
+    def _restore_stdio_buffering(self) -> None:
+        """Python unbuffers C stdio under PYTHONUNBUFFERED / -u. Give stdin and stdout glibc's
+        defaults back: line buffering on a terminal, else full, sized as glibc sizes them."""
+        self.libc.malloc.restype = ctypes.c_void_p
+        for fd, name in ((0, "stdin"), (1, "stdout")):
+            stream = ctypes.c_void_p.in_dll(self.libc, name)
+            if not ctypes.c_int.from_address(stream.value).value & _IO_UNBUFFERED:
+                continue  # untouched: glibc picks its default on first use
+            try:
+                size = os.fstat(fd).st_blksize or _BUFSIZ
+            except OSError:
+                size = _BUFSIZ
+            mode = _IOLBF if os.isatty(fd) else _IOFBF
+            # A buffer of our own: with none, glibc would keep the 1-byte unbuffered one.
+            buffer = ctypes.c_void_p(self.libc.malloc(size))
+            self.libc.setvbuf(stream, buffer, mode, ctypes.c_size_t(size))
 
 
 def main_triple(allexe: Allexe, cache: Cache) -> str:

@@ -29,6 +29,7 @@ int main(int argc, char **argv) {
     if (!strcmp(argv[1], "locale")) printf("%s\n", setlocale(LC_ALL, NULL));
     if (!strcmp(argv[1], "progname")) printf("%s\n", program_invocation_short_name);
     if (!strcmp(argv[1], "unflushed")) { printf("no newline"); return 5; }
+    if (!strcmp(argv[1], "buffered")) { printf("printf "); write(1, "write ", 6); }
     if (!strcmp(argv[1], "sigpipe")) { for (;;) puts("y"); }
     if (!strcmp(argv[1], "kill")) kill(getpid(), SIGTERM);
     return 0;
@@ -137,6 +138,13 @@ def test_exit_status_runs_handlers_and_flushes(gnu_probe, how):
 def test_buffered_output_into_a_pipe_is_flushed(state_probe):
     proc = alley("-jit=inprocess", state_probe, "unflushed")
     assert (proc.returncode, proc.stdout) == (5, "no newline")
+
+
+def test_stdout_buffered_even_under_pythonunbuffered(state_probe):
+    # Python unbuffers C stdio under PYTHONUNBUFFERED; a program's stdout into a pipe is
+    # fully buffered, so write(2) output overtakes printf's.
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    assert alley("-jit=inprocess", state_probe, "buffered", env=env).stdout == "write printf "
 
 
 def test_process_state_of_a_fresh_program(state_probe):
