@@ -41,8 +41,10 @@ class Command:
         """The command as a user would type it (environment changes first)."""
         prefix = ""
         if self.env is not None:
+            removed = sorted(set(os.environ) - set(self.env))
             changed = {k: v for k, v in self.env.items() if os.environ.get(k) != v}
-            prefix = " ".join(f"{k}={shlex.quote(v)}" for k, v in sorted(changed.items()))
+            prefix = " ".join([*(["env", *(f"-u {k}" for k in removed)] if removed else []),
+                               *(f"{k}={shlex.quote(v)}" for k, v in sorted(changed.items()))])
         line = shlex.join(self.argv)
         return f"{prefix} {line}" if prefix else line
 
