@@ -1,0 +1,244 @@
+"""allcc / allc++: a drop-in CC/CXX that also keeps every translation unit's bitcode.
+
+Each C/C++ source is compiled twice with the user's flags: once to the object the build asked
+for, once (quietly, at the same time) with `-emit-llvm` to a hidden `.<object>.bc` beside it.
+The object then gets a `.llvm_bc` section naming that bitcode file (see allvm.build.wllvm), so
+whatever the build does with the object — archive it, link it into a program or a shared
+library — the list of bitcode files travels along. Everything else (preprocessing, `-S`,
+dependency-only runs, links of objects, `--version`) goes to the bundled clang unchanged, so
+autotools' configure sees an ordinary compiler.
+"""
+
+import os
+import subprocess
+import sys
+import tempfile
+
+from allvm.build.wllvm import record_bitcode_path
+from allvm.toolchain import MUSL_TARGET, zig_command, zig_env
+
+TARGET_VARIABLE = "ALLVM_CC_TARGET"
+
+C_SUFFIXES = {".c": "c", ".i": "c"}
+CXX_SUFFIXES = {".cc": "c++", ".cp": "c++", ".cpp": "c++", ".cxx": "c++", ".c++": "c++",
+                ".C": "c++", ".CPP": "c++", ".ii": "c++"}
+ASM_SUFFIXES = {".s": "assembler", ".S": "assembler-with-cpp", ".sx": "assembler-with-cpp"}
+IR_LANGUAGES = {"c", "c++", "cpp-output", "c++-cpp-output"}
+
+# Options whose value is the next argument (when not joined to them).
+_WITH_VALUE = {
+    "-o", "-x", "-I", "-D", "-U", "-include", "-imacros", "-isystem", "-iquote", "-idirafter",
+    "-iprefix", "-iwithprefix", "-iwithprefixbefore", "-isysroot", "--sysroot", "-MF", "-MT",
+    "-MQ", "-L", "-l", "-Xlinker", "-Xassembler", "-Xpreprocessor", "-Xclang", "-target",
+    "--target", "-T", "-u", "-z", "-e", "-arch", "-mllvm", "-aux-info", "-dumpbase",
+    "-dumpdir", "-imultilib", "-std-default",
+}
+# Options that stop the compiler before an object exists: nothing to add.
+_NO_OBJECT = {"-E", "-M", "-MM", "-S", "-fsyntax-only", "-emit-llvm", "-###", "-v", "--version",
+              "-dumpversion", "-dumpmachine", "--help"}
+# Dependency-file options: the bitcode compile must not write (or retarget) the .d file.
+_DEPENDENCY = {"-MD", "-MMD", "-MP", "-MG"}
+# Linker-only options, left out of the compile steps of a compile-and-link call.
+_LINK_ONLY = {"-shared", "-static", "-rdynamic", "-s", "-pie", "-no-pie", "-nostdlib",
+              "-nostartfiles", "-nodefaultlibs"}
+_LINK_ONLY_WITH_VALUE = {"-L", "-l", "-Xlinker", "-T", "-u", "-z", "-e"}
+
+
+class Source:
+    """One input file, with the language clang will treat it as."""
+
+    def __init__(self, path: str, language: str | None, explicit: bool):
+        self.path = path
+        self.language = language
+        self.explicit = explicit  # given by `-x`, so it must be repeated for this file alone
+
+    @property
+    def has_ir(self) -> bool:
+        return self.language in IR_LANGUAGES
+
+    @property
+    def compiles(self) -> bool:
+        return self.has_ir or (self.language or "").startswith("assembler")
+
+    def args(self) -> list[str]:
+        return ["-x", self.language, self.path] if self.explicit else [self.path]
+
+
+def language_of(path: str, cxx: bool) -> str | None:
+    suffix = os.path.splitext(path)[1]
+    if suffix in C_SUFFIXES:
+        return "c++" if cxx and suffix == ".c" else C_SUFFIXES[suffix]
+    return CXX_SUFFIXES.get(suffix) or ASM_SUFFIXES.get(suffix)
+
+
+class Invocation:
+    """A compiler command line, split into options (each with its value) and input files."""
+
+    def __init__(self, argv: list[str], cxx: bool):
+        self.argv = argv
+        self.options: list[list[str]] = []
+        self.inputs: list[Source] = []
+        self.output: str | None = None
+        language = None
+        i = 0
+        while i < len(argv):
+            arg = argv[i]
+            if arg in _WITH_VALUE and i + 1 < len(argv):
+                option = [arg, argv[i + 1]]
+                i += 2
+            else:
+                option = [arg]
+                i += 1
+            if option[0] == "-o" and len(option) == 2:
+                self.output = option[1]
+            elif option[0] == "-x" and len(option) == 2:
+                language = None if option[1] == "none" else option[1]
+            elif arg.startswith("-x") and len(arg) > 2:
+                language = None if arg[2:] == "none" else arg[2:]
+            elif arg.startswith("-") and arg != "-":
+                self.options.append(option)
+            else:
+                self.inputs.append(Source(arg, language or language_of(arg, cxx),
+                                          language is not None))
+
+    def has(self, *names: str) -> bool:
+        return any(option[0] in names for option in self.options)
+
+    @property
+    def produces_object(self) -> bool:
+        return not (self.has(*_NO_OBJECT) or any(o[0].startswith("-print-") for o in self.options)
+                    or any(s.path == "-" for s in self.inputs))
+
+    def compile_options(self, *, for_bitcode: bool) -> list[str]:
+        """The options for compiling one source on its own (`-c` added by the caller)."""
+        args = []
+        for option in self.options:
+            name = option[0]
+            if name == "-c" or _is_link_only(name):
+                continue
+            if for_bitcode and _is_dependency(name):
+                continue
+            args += option
+        return args
+
+
+    def link_options(self) -> list[str]:
+        """The options for the link step (dependency-file options belong to the compiles)."""
+        return [a for option in self.options if not _is_dependency(option[0]) for a in option]
+
+
+def _is_link_only(name: str) -> bool:
+    return (name in _LINK_ONLY or name in _LINK_ONLY_WITH_VALUE
+            or name.startswith(("-Wl,", "-l", "-L")))
+
+
+def _is_dependency(name: str) -> bool:
+    return name in _DEPENDENCY or name.startswith(("-MF", "-MT", "-MQ"))
+
+
+def target() -> str:
+    return os.environ.get(TARGET_VARIABLE) or MUSL_TARGET
+
+
+def base_options(invocation: Invocation) -> list[str]:
+    """What allcc adds in front of the user's flags: the target (unless the user chose one),
+    and no sanitizers: zig turns UBSan on by default in unoptimized builds, which a drop-in
+    `cc` must not do (its runtime is not part of the allexe platform)."""
+    options = [] if invocation.has("-target", "--target") or any(
+        o[0].startswith("--target=") for o in invocation.options) else ["-target", target()]
+    return options + ["-fno-sanitize=undefined"]
+
+
+def zig_cc(cxx: bool, args: list[str], **kwargs) -> subprocess.Popen:
+    return subprocess.Popen(zig_command("c++" if cxx else "cc", *args), env=zig_env(), **kwargs)
+
+
+def hidden_bitcode_path(object_path: str) -> str:
+    """Where an object's bitcode lives: hidden, beside the object (`dir/.name.o.bc`)."""
+    directory, name = os.path.split(os.path.abspath(object_path))
+    return os.path.join(directory, f".{name}.bc")
+
+
+def compile_source(invocation: Invocation, source: Source, object_path: str, bitcode: str,
+                   cxx: bool) -> int:
+    """Compile one source to `object_path`; for C/C++ also to `bitcode`, recorded in a section.
+
+    An assembly source records its own path instead: it has no bitcode, and extraction says so.
+    The two compiles run at the same time; the user sees the object compile's diagnostics only.
+    """
+    base = base_options(invocation)
+    quiet = None
+    if source.has_ir:
+        quiet = zig_cc(cxx, [*base, *invocation.compile_options(for_bitcode=True), "-w", "-c",
+                             "-emit-llvm", *source.args(), "-o", bitcode],
+                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    status = zig_cc(cxx, [*base, *invocation.compile_options(for_bitcode=False), "-c",
+                          *source.args(), "-o", object_path]).wait()
+    if quiet is not None:
+        _, errors = quiet.communicate()
+        if status == 0 and quiet.returncode != 0:
+            sys.stderr.write(errors.decode(errors="replace"))
+            sys.stderr.write(f"allcc: compiling '{source.path}' to bitcode failed\n")
+            return quiet.returncode
+    if status == 0:
+        record_bitcode_path(object_path, bitcode if source.has_ir else source.path)
+    return status
+
+
+def default_object(source: Source) -> str:
+    return os.path.splitext(os.path.basename(source.path))[0] + ".o"
+
+
+def compile_only(invocation: Invocation, cxx: bool) -> int:
+    """`cc -c a.c b.c [-o x.o]`: one object (and bitcode) per source."""
+    sources = [s for s in invocation.inputs if s.compiles]
+    if (invocation.output and len(sources) > 1) or invocation.output == "-":
+        return pass_through(invocation.argv, cxx)  # clang's own message / plain output
+    for source in sources:
+        obj = invocation.output or default_object(source)
+        status = compile_source(invocation, source, obj, hidden_bitcode_path(obj), cxx)
+        if status != 0:
+            return status
+    return 0
+
+
+def compile_and_link(invocation: Invocation, cxx: bool) -> int:
+    """`cc a.c b.o -o prog`: compile each source to a temporary object, then link as asked.
+
+    The objects are temporary, the bitcode is not: it is kept beside the output, named after
+    output and source (`.prog.a.o.bc`).
+    """
+    output = invocation.output or "a.out"
+    out_dir, out_name = os.path.split(os.path.abspath(output))
+    with tempfile.TemporaryDirectory(prefix="allcc-") as tmp:
+        link_inputs = []
+        for index, source in enumerate(invocation.inputs):
+            if not source.compiles:
+                link_inputs.append(source.path)
+                continue
+            obj_name = f"{out_name}.{os.path.splitext(os.path.basename(source.path))[0]}.o"
+            obj = os.path.join(tmp, f"{index}-{obj_name}")
+            status = compile_source(invocation, source, obj,
+                                    os.path.join(out_dir, f".{obj_name}.bc"), cxx)
+            if status != 0:
+                return status
+            link_inputs.append(obj)
+        return zig_cc(cxx, [*base_options(invocation), *invocation.link_options(),
+                            "-Qunused-arguments", *link_inputs, "-o", output]).wait()
+
+
+def pass_through(argv: list[str], cxx: bool) -> int:
+    invocation = Invocation(argv, cxx)
+    return zig_cc(cxx, [*base_options(invocation), *argv]).wait()
+
+
+def main(argv: list[str], cxx: bool) -> int:
+    """Run one compiler command line the way clang would, keeping bitcode on the side."""
+    invocation = Invocation(argv, cxx)
+    if not invocation.inputs or not invocation.produces_object:
+        return pass_through(argv, cxx)
+    if invocation.has("-c"):
+        return compile_only(invocation, cxx)
+    if not any(s.compiles for s in invocation.inputs):
+        return pass_through(argv, cxx)  # a link of objects: the sections come along
+    return compile_and_link(invocation, cxx)
