@@ -156,17 +156,18 @@ def _mux_library_module(bitcode: bytes, entry_name: str, tag: str, where: str) -
 
 def _take_ctor_tables(module, muxed: MuxedModule, tag: str) -> bool:
     """Move the module's ctor/dtor tables into `muxed`; True if the module had any."""
-    found = False
+    found, seen = False, {}  # a function listed twice (or in both tables) is exported once
     for kind, table_name in _CTOR_TABLES.items():
         table = next((g for g in module.global_variables if g.name == table_name), None)
         if table is None:
             continue
         found = True
         entries = _read_table(table, module.name)
-        hooks, seen = getattr(muxed, f"{kind}s"), {}
+        hooks = getattr(muxed, f"{kind}s")
         for index, (priority, function_name) in enumerate(entries):
             if function_name not in seen:
-                seen[function_name] = _exported_hook(module, function_name, f"{kind}.{tag}.{index}")
+                seen[function_name] = _exported_hook(module, table_name, function_name,
+                                                     f"{kind}.{tag}.{index}")
             hooks.append((priority, seen[function_name]))
         # LLVM bindings cannot delete a global: make the table an ordinary unused one, so it no
         # longer runs anything, and let GlobalDCE drop it.
@@ -177,16 +178,16 @@ def _take_ctor_tables(module, muxed: MuxedModule, tag: str) -> bool:
     return found
 
 
-def _exported_hook(module, function_name: str, unique: str) -> Hook:
+def _exported_hook(module, table_name: str, function_name: str, unique: str) -> Hook:
     """A ctor/dtor table's function, made callable from the dispatcher (another module)."""
     function = find_function(module, function_name)
     if function is None:
-        raise AllvmError(f"{module.name}: constructor table lists unknown '{function_name}'")
+        raise AllvmError(f"{module.name}: {table_name} lists unknown '{function_name}'")
     if not function.is_declaration and function.linkage.name in _LOCAL_LINKAGES:
         function.name = f"allmux.{unique}"  # two modules may both have a local `init`
         function.linkage = "external"
         function.visibility = "default"
-    return _hook(function, f"'{function_name}' in {module.name}'s constructor table")
+    return _hook(function, f"'{function_name}' in {module.name}'s {table_name}")
 
 
 def _read_table(table, where: str) -> list[tuple[int, str]]:
