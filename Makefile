@@ -9,7 +9,7 @@ INSTALLED := $(VENV)/.allvm-installed
 MUSL_WARM := $(VENV)/.allvm-musl-warm
 TEST_DEPS := $(VENV)/.allvm-test-deps
 
-.PHONY: setup demo test lint clean
+.PHONY: setup demo test lint clean fuzz
 
 setup: $(INSTALLED) $(MUSL_WARM)
 
@@ -38,8 +38,15 @@ demo: setup
 test: setup $(TEST_DEPS)
 	$(VENV)/bin/pytest -q
 
+# Fuzz the allexe reader (atheris) for FUZZ_SECONDS; the corpus and any crash go to build/.
+FUZZ_SECONDS ?= 60
+fuzz: $(INSTALLED)
+	mkdir -p build/fuzz-corpus
+	$(PY) fuzz/fuzz_allexe.py build/fuzz-corpus -max_total_time=$(FUZZ_SECONDS) \
+		-artifact_prefix=build/
+
 lint: $(INSTALLED)
-	$(VENV)/bin/ruff check allvm tests bench examples
+	$(VENV)/bin/ruff check allvm tests bench examples fuzz
 
 clean:
 	rm -rf build .pytest_cache

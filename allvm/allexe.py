@@ -77,6 +77,10 @@ class Allexe:
         except _TooManyModules as e:
             raise AllvmError(f"Could not open '{path}': {e} modules, more than the limit "
                              f"of {MAX_MODULES}") from None
+        for entry in modules:  # before any message quotes a name
+            if not entry.name.isprintable():
+                raise AllvmError(f"Could not open '{path}': module name {entry.name!r} has "
+                                 "control characters")
         if modules[0].name != MAIN_MODULE:
             raise AllvmError(
                 f"Could not open '{path}': First entry was '{modules[0].name}', "
@@ -88,7 +92,7 @@ class Allexe:
 
     def _check_entries(self) -> None:
         """Refuse entries this platform cannot load (encrypted, unknown compression), entries
-        that would inflate past the size limit, and names that are ambiguous or unprintable.
+        that would inflate past the size limit, and duplicate names.
 
         Entry names are only ever names: no tool uses one as a file system path.
         """
@@ -98,9 +102,6 @@ class Allexe:
             if entry.name in seen:
                 raise AllvmError(f"{self.path}: duplicate module name '{entry.name}'")
             seen.add(entry.name)
-            if not entry.name.isprintable():
-                raise AllvmError(f"{self.path}: module name {entry.name!r} has control "
-                                 "characters")
             if entry.size > limit:
                 raise AllvmError(f"{self.path}: entry '{entry.name}' would inflate to "
                                  f"{entry.size} bytes, more than the limit of {limit} "

@@ -200,3 +200,40 @@ def test_path_like_names_are_only_names(tmp_path, bitcode, isolated_cache):
         assert not os.path.exists(leftover)
     for entry in cache_entries(isolated_cache):
         assert Path(entry).resolve().is_relative_to(isolated_cache.resolve())
+
+
+# Found by fuzzing (fuzz/fuzz_allexe.py): a first entry named with a newline made the
+# "First entry was ..." message two lines (and could write terminal escapes).
+def test_control_characters_in_a_name_are_refused_in_one_line(tmp_path, bitcode):
+    path = tmp_path / "nl.allexe"
+    path.write_bytes(raw_zip([("main.bc\nPK\x1b[2J", bitcode["main"])]))
+    proc = run_tool("all-info", path)
+    assert proc.returncode == 1
+    assert proc.stderr == (f"all-info: Could not open '{path}': module name "
+                           "'main.bc\\nPK\\x1b[2J' has control characters\n")
+
+
+# Found by reading the reader while fuzzing: a local header offset past the end of the file
+# made struct.unpack_from fail (an internal error) instead of a clear message.
+def test_entry_offset_past_the_end(tmp_path, bitcode):
+    data = bytearray(raw_zip([("main.bc", bitcode["main"])]))
+    central = data.rfind(b"PK\x01\x02")
+    data[central + 42 : central + 46] = (len(data) + 1000).to_bytes(4, "little")
+    path = tmp_path / "offset.allexe"
+    path.write_bytes(bytes(data))
+    proc = run_tool("alley", "-noexec", path)
+    assert proc.returncode == 1
+    assert proc.stderr == f"alley: {path}: entry 'main.bc' is truncated\n"
+
+
+def test_fuzz_smoke(tmp_path):
+    """CI's short fuzzing run: the harness must finish its time without a finding."""
+    seconds = os.environ.get("ALLVM_FUZZ_SECONDS", "30")
+    proc = subprocess.run([tool_path("python"), str(Path(__file__).parent.parent / "fuzz" /
+                                                    "fuzz_allexe.py"),
+                           str(tmp_path / "corpus"), f"-max_total_time={seconds}",
+                           f"-artifact_prefix={tmp_path}/"],
+                          capture_output=True, text=True, timeout=int(seconds) + 120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "Done " in proc.stderr
+    assert not list(tmp_path.glob("crash-*"))
