@@ -1,0 +1,197 @@
+"""`make corpus`: build Debian packages with allcc, extract an allexe per program, and run each
+package's own tests against the native build, alley's JIT path and alley's static path.
+
+    python -m corpus.run [PACKAGE...] [--work DIR] [--results DIR]
+
+Results are merged into RESULTS/results.json (one entry per package, so packages can be run
+one at a time) and RESULTS/results.md is written from it. Progress goes to stdout.
+"""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from allvm.build.debian import fetch_source
+from allvm.build.wllvm import Extraction
+from allvm.errors import AllvmError
+from corpus.packages import CORPUS_DIR, PACKAGES, BuildError, Mode
+
+BIN = Path(sys.executable).parent
+MODES = ("native", "jit", "static")
+MODE_TITLES = {"native": "native", "jit": "alley (JIT path)", "static": "alley (static path)"}
+BUILT_STAMP = ".allvm-corpus-built"
+
+
+def say(package: str, message: str) -> None:
+    print(f"[{package}] {message}", flush=True)
+
+
+def tool_env(**extra: str) -> dict[str, str]:
+    """The environment builds and tests run in: this install's tools first on PATH."""
+    env = dict(os.environ)
+    env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '/usr/bin:/bin')}"
+    env.update(extra)
+    return env
+
+
+def build(package, tree: Path, log: Path) -> None:
+    if (tree / BUILT_STAMP).exists():
+        return
+    log.write_text("")
+    package.build(tree, tool_env(), log)
+    (tree / BUILT_STAMP).write_text("")
+
+
+def extract(package, tree: Path, allexes: Path, result: dict) -> dict[str, Path]:
+    """An allexe per program, made by the wllvm-extract command; failures are recorded."""
+    allexes.mkdir(exist_ok=True)
+    made, tus, ir_tus = {}, 0, 0
+    for program in package.programs:
+        name = os.path.basename(program)
+        out = allexes / f"{name}.allexe"
+        proc = subprocess.run([str(BIN / "wllvm-extract"), str(tree / program), "-o", str(out),
+                               "-f"], capture_output=True, text=True)
+        if proc.returncode != 0:
+            result["failures"].append(f"wllvm-extract {name}: {proc.stderr.strip()[-300:]}")
+            continue
+        made[name] = out
+        extraction = Extraction(str(tree / program))
+        total = len(extraction.all_paths())
+        tus += total
+        ir_tus += total - len(extraction.native_only)
+    result["allexes"] = len(made)
+    result["translation_units"] = tus
+    result["ir_share"] = round(ir_tus / tus, 4) if tus else 0.0
+    return made
+
+
+def prepare_modes(package, tree: Path, work: Path, allexes: dict[str, Path],
+                  result: dict) -> list[Mode]:
+    """The native programs, and the allexes for alley's two paths (each with its own cache,
+    so the JIT path never finds a static binary)."""
+    modes = []
+    for name in MODES:
+        bindir = work / "bin" / name
+        bindir.mkdir(parents=True, exist_ok=True)
+        env = tool_env()
+        for program in package.programs:
+            base = os.path.basename(program)
+            link = bindir / base
+            if link.is_symlink():
+                link.unlink()
+            target = tree / program if name == "native" else allexes.get(base)
+            if target is not None:
+                link.symlink_to(target)
+        if name != "native":
+            env["ALLVM_CACHE_DIR"] = str(work / f"cache-{name}")
+        if name == "static":
+            proc = subprocess.run([str(BIN / "allready"), *map(str, allexes.values())],
+                                  env=env, capture_output=True, text=True)
+            if proc.returncode != 0:
+                result["failures"].append(f"allready: {proc.stderr.strip()[-300:]}")
+        scratch = work / "scratch" / name
+        scratch.mkdir(parents=True, exist_ok=True)
+        modes.append(Mode(name, bindir, env, scratch))
+    return modes
+
+
+def run_package(name: str, work_root: Path) -> dict:
+    package = PACKAGES[name]
+    work = work_root / name
+    work.mkdir(parents=True, exist_ok=True)
+    result = {"package": name, "programs": len(package.programs), "allexes": 0,
+              "ir_share": 0.0, "modes": {}, "failures": [], "notes": package.notes}
+    started = time.monotonic()
+    try:
+        say(name, "fetching the Debian source")
+        tree = Path(fetch_source(name, str(work_root / "src")))
+        say(name, f"building with allcc (log: {work / 'build.log'})")
+        build(package, tree, work / "build.log")
+        say(name, f"extracting {len(package.programs)} program(s)")
+        allexes = extract(package, tree, work / "allexes", result)
+        for mode in prepare_modes(package, tree, work, allexes, result):
+            say(name, f"testing: {MODE_TITLES[mode.name]}")
+            mode_start = time.monotonic()
+            checks = package.tests(tree, mode)
+            passed = sum(c.passed for c in checks)
+            result["modes"][mode.name] = {"passed": passed, "total": len(checks),
+                                          "seconds": round(time.monotonic() - mode_start, 1)}
+            failed = [c for c in checks if not c.passed]
+            result["failures"] += [f"{mode.name}: {c.name}: {c.detail.strip()[-200:]}"
+                                   for c in failed[:10]]
+            say(name, f"  {passed}/{len(checks)} passed")
+    except (BuildError, AllvmError, subprocess.SubprocessError, OSError) as e:
+        result["failures"].append(f"{type(e).__name__}: {str(e)[-600:]}")
+        say(name, f"FAILED: {str(e)[-300:]}")
+    result["seconds"] = round(time.monotonic() - started, 1)
+    return result
+
+
+def mode_cell(result: dict, mode: str) -> str:
+    counts = result["modes"].get(mode)
+    return f"{counts['passed']}/{counts['total']}" if counts else "—"
+
+
+def write_results(results: dict[str, dict], directory: Path) -> None:
+    order = [n for n in PACKAGES if n in results] + [n for n in results if n not in PACKAGES]
+    (directory / "results.json").write_text(
+        json.dumps([results[n] for n in order], indent=2) + "\n")
+    lines = [
+        "# Corpus results",
+        "",
+        "Built with `allcc` (target x86_64-linux-musl), one allexe per program by "
+        "`wllvm-extract`, each package's tests run against the native build and the allexes "
+        "under alley. Rebuild with `make corpus`.",
+        "",
+        "| package | programs | allexes | IR share | tests: native | tests: alley JIT "
+        "| tests: alley static |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for n in order:
+        r = results[n]
+        lines.append(f"| {n} | {r['programs']} | {r['allexes']} | {r['ir_share']:.0%} | "
+                     + " | ".join(mode_cell(r, m) for m in MODES) + " |")
+    lines += ["", "IR share: the fraction of linked translation units whose code is in the "
+              "allexe as IR (the rest was assembled natively).", ""]
+    noted = [n for n in order if results[n].get("notes")]
+    if noted:
+        lines += ["## Notes", ""] + [f"- **{n}**: {results[n]['notes']}" for n in noted] + [""]
+    failing = [n for n in order if results[n]["failures"]]
+    if failing:
+        lines += ["## What failed, and why", ""]
+        for n in failing:
+            lines.append(f"- **{n}**")
+            lines += [f"  - {f}".replace("\n", " ") for f in results[n]["failures"]]
+        lines.append("")
+    (directory / "results.md").write_text("\n".join(lines))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="corpus", description=__doc__.split("\n\n")[0])
+    parser.add_argument("packages", nargs="*", help=f"default: all ({', '.join(PACKAGES)})")
+    parser.add_argument("--work", type=Path,
+                        default=CORPUS_DIR.parent / "build" / "corpus")
+    parser.add_argument("--results", type=Path, default=CORPUS_DIR)
+    args = parser.parse_args(argv)
+    unknown = [p for p in args.packages if p not in PACKAGES]
+    if unknown:
+        parser.error(f"unknown package(s): {', '.join(unknown)}")
+    results_file = args.results / "results.json"
+    results = ({r["package"]: r for r in json.loads(results_file.read_text())}
+               if results_file.exists() else {})
+    names = args.packages or list(PACKAGES)
+    for i, name in enumerate(names, 1):
+        print(f"== {i}/{len(names)}: {name}", flush=True)
+        results[name] = run_package(name, args.work.resolve())
+        args.results.mkdir(parents=True, exist_ok=True)
+        write_results(results, args.results)
+    ok = all(not results[n]["failures"] for n in names)
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
