@@ -28,8 +28,9 @@ from allvm.codegen import _STRUCTOR_ENTRY, DEFAULT_TRIPLE, is_gnu
 from allvm.errors import AllvmError
 from allvm.ir import llvm, parse_module
 
-# Measured by bench/bench_alley.py: see README ("The in-process JIT").
-INPROCESS_BY_DEFAULT = True
+# Measured by bench/bench_alley.py (README, "The in-process JIT"): with objects cached, the
+# exec path starts sooner (no llvmlite import; zig's link of cached objects is a cache hit).
+INPROCESS_BY_DEFAULT = False
 # The host libraries a gnu program is linked against on the exec path (`-lm`, and the compiler
 # runtime's helpers, which libgcc_s provides here). Symbols resolve in this order.
 HOST_LIBRARIES = ("libc.so.6", "libm.so.6", "libgcc_s.so.1")
@@ -328,12 +329,12 @@ def main_triple(allexe: Allexe, cache: Cache) -> str:
 
 
 def runs_inprocess(allexe: Allexe, cache: Cache, requested: str | None) -> bool:
-    """Whether the JIT path runs this allexe in-process: gnu allexes by default or on request
-    (`-jit=inprocess`); musl allexes never (their platform is static musl, not this process's
-    glibc)."""
-    if requested == "exec" or not is_gnu(main_triple(allexe, cache)):
+    """Whether the JIT path runs this allexe in-process: gnu allexes on request
+    (`-jit=inprocess`) or when INPROCESS_BY_DEFAULT; musl allexes never (their platform is
+    static musl, not this process's glibc)."""
+    if requested == "exec" or (requested is None and not INPROCESS_BY_DEFAULT):
         return False
-    return requested == "inprocess" or INPROCESS_BY_DEFAULT
+    return is_gnu(main_triple(allexe, cache))
 
 
 def run_inprocess(allexe: Allexe, args: list[str], environ: dict[bytes, bytes], *,

@@ -26,7 +26,10 @@ BIN = Path(sys.executable).parent
 WORK = ROOT / "build" / "bench-alley"
 CLANG, LLVM_LINK, LLI = "/usr/bin/clang-14", "/usr/bin/llvm-link-14", "/usr/bin/lli-14"
 GNU_TRIPLE = "x86_64-unknown-linux-gnu"
-LUA_FLAGS = ["-O2", "-DLUA_COMPAT_5_3", "-DLUA_USE_POSIX", "-DLUA_USE_DLOPEN"]
+# Debian's Lua build without readline. No computed-goto dispatch: lli-14 -jit-kind=orc-lazy
+# crashes on the blockaddress constants of lvm.c's jump table.
+LUA_FLAGS = ["-O2", "-DLUA_COMPAT_5_3", "-DLUA_USE_POSIX", "-DLUA_USE_DLOPEN",
+             "-DLUA_USE_JUMPTABLE=0"]
 
 HELLO_C = '#include <stdio.h>\nint main(void) { puts("hello"); return 0; }\n'
 # A small script exercising the interpreter's main paths: calls, tables, strings, closures.

@@ -37,8 +37,8 @@ def _slow_main() -> int:
     tool.option("force-static", dest="force_static", action="store_true",
                 help="build the cached static binary if missing, then run it")
     tool.option("jit", choices=("inprocess", "exec"), default=None,
-                help="how the JIT path runs a *-linux-gnu program: inside alley's process "
-                     "(the default for gnu programs) or linked and exec'd (always for musl)")
+                help="how the JIT path runs a *-linux-gnu program: linked and exec'd (the "
+                     "default; always for musl) or inside alley's process")
     tool.option("deny", action="append", default=[], metavar="NAME,...",
                 help="refuse to run a program that references one of these functions or "
                      "groups (exec, net, dl); also from -policy FILE and $ALLVM_POLICY")
