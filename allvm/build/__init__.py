@@ -1,0 +1,1 @@
+"""Building real software into allexes: the compiler wrapper, extraction, Debian sources."""

@@ -1,0 +1,69 @@
+"""Debian source packages for tests, benchmarks and the corpus, fetched at run time.
+
+Third-party source is never committed: `fetch_source("bzip2", dest)` adds a deb-src entry for
+bookworm (once), runs `apt-get source --download-only`, and unpacks with dpkg-source. Downloads
+are kept in a shared directory so later runs (and CI on the same machine) reuse them.
+"""
+
+import fcntl
+import glob
+import os
+import subprocess
+
+from allvm.errors import AllvmError
+
+SOURCES_FILE = "/etc/apt/sources.list.d/allvm-deb-src.sources"
+SOURCES_ENTRY = """Types: deb-src
+URIs: http://deb.debian.org/debian
+Suites: bookworm
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+"""
+
+
+def download_dir() -> str:
+    return os.environ.get("ALLVM_DEBSRC_DIR") or os.path.join(
+        os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+        "build", "debsrc")
+
+
+def _run(cmd: list[str], cwd: str | None = None) -> None:
+    proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise AllvmError(f"{' '.join(cmd)} failed: {(proc.stderr or proc.stdout).strip()}")
+
+
+def ensure_deb_src() -> None:
+    """Add the bookworm deb-src entry and update the package lists, once per machine."""
+    if os.path.exists(SOURCES_FILE):
+        return
+    with open(SOURCES_FILE + ".tmp", "w") as f:
+        f.write(SOURCES_ENTRY)
+    os.replace(SOURCES_FILE + ".tmp", SOURCES_FILE)
+    _run(["apt-get", "update", "-q"])
+
+
+def fetch_source(package: str, dest: str) -> str:
+    """Unpack Debian's source of `package` as `dest/<package>` (kept if already there).
+
+    Safe to call from several processes at once (a lock per download directory).
+    """
+    downloads = os.path.join(download_dir(), package)
+    os.makedirs(downloads, exist_ok=True)
+    with open(os.path.join(downloads, ".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        dscs = glob.glob(os.path.join(downloads, "*.dsc"))
+        if not dscs:
+            ensure_deb_src()
+            _run(["apt-get", "source", "--download-only", "-q", package], cwd=downloads)
+            dscs = glob.glob(os.path.join(downloads, "*.dsc"))
+        if not dscs:
+            raise AllvmError(f"apt-get source {package}: no .dsc downloaded")
+        tree = os.path.join(os.path.abspath(dest), package)
+        if not os.path.isdir(tree):
+            os.makedirs(dest, exist_ok=True)
+            _run(["dpkg-source", "--no-check", "-x", dscs[0], tree], cwd=downloads)
+            # dpkg-source links the upstream tarball beside the tree; only the tree is wanted.
+            for leftover in glob.glob(os.path.join(dest, f"{package}_*.tar.*")):
+                os.unlink(leftover)
+    return tree
