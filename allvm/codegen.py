@@ -11,7 +11,8 @@ from concurrent.futures import ThreadPoolExecutor
 from allvm.allexe import MAIN_MODULE
 from allvm.cache import CODEGEN_OPT_LEVEL, TARGET_CPU
 from allvm.errors import AllvmError
-from allvm.ir import check_main, llvm, native_target, parse_module
+from allvm.ir import check_main, ir_symbol, llvm, native_target, parse_module
+from allvm.structors import CTORS, DEFAULT_PRIORITY, DTORS, find_table, table_entries
 from allvm.toolchain import GNU_TARGET, MUSL_TARGET, run_zig
 
 DEFAULT_TRIPLE = "x86_64-unknown-linux-musl"
@@ -23,8 +24,7 @@ def is_gnu(triple: str) -> bool:
     return triple.rsplit("-", 1)[-1].startswith("gnu")
 
 
-_STRUCTOR_ENTRY = re.compile(r"\{ i32 (\d+), ptr (@(?:\"[^\"]*\"|[-\w.$]+)), ptr [^}]+\}")
-_STRUCTOR_SECTIONS = {"llvm.global_ctors": ".init_array", "llvm.global_dtors": ".fini_array"}
+_INIT_SECTIONS = {CTORS: ".init_array", DTORS: ".fini_array"}
 
 
 def structors_to_init_array(module, context):
@@ -35,18 +35,17 @@ def structors_to_init_array(module, context):
     in `.init_array.<priority>` sections, which the linker sorts by priority; do the same.
     """
     text = None
-    for table, section in _STRUCTOR_SECTIONS.items():
-        try:
-            definition = str(module.get_global_variable(table)).strip()
-        except NameError:
+    for table, section in _INIT_SECTIONS.items():
+        variable = find_table(module, table)
+        if variable is None:
             continue
         text = text or str(module)
         entries = []
-        for index, (priority, function) in enumerate(_STRUCTOR_ENTRY.findall(definition)):
-            suffix = "" if int(priority) == 65535 else f".{int(priority):05d}"
-            entries.append(f'@__allvm{section}.{index} = internal constant ptr {function}, '
-                           f'section "{section}{suffix}", align 8')
-        text = text.replace(definition, "\n".join(entries))
+        for index, (priority, function) in enumerate(table_entries(module, table)):
+            suffix = "" if priority == DEFAULT_PRIORITY else f".{priority:05d}"
+            entries.append(f"@__allvm{section}.{index} = internal constant ptr "
+                           f'{ir_symbol(function)}, section "{section}{suffix}", align 8')
+        text = text.replace(str(variable).strip(), "\n".join(entries))
     if text is None:
         return module
     return parse_module(text.encode(), module.name, context=context)

@@ -2,6 +2,7 @@
 
 import contextlib
 import os
+import re
 import threading
 
 from allvm.errors import AllvmError
@@ -119,3 +120,17 @@ def native_target(triple: str, name: str):
         return llvm().Target.from_triple(triple)
     except RuntimeError:
         raise AllvmError(f"{name}: target '{triple}' is not supported on this machine") from None
+
+
+def ir_symbol(name: str) -> str:
+    """A global's name as IR text: always quoted, with LLVM's \\XX escapes."""
+    return '@"' + "".join(c if c.isprintable() and c not in '"\\' else
+                          "".join(f"\\{b:02X}" for b in c.encode()) for c in name) + '"'
+
+
+def symbol_name(ref: str) -> str:
+    """`@f` or `@"a \\22quoted\\22 name"` as printed in IR → the symbol's name."""
+    if not ref.startswith('@"'):
+        return ref[1:]
+    raw = re.sub(rb"\\([0-9A-Fa-f]{2})", lambda m: bytes([int(m[1], 16)]), ref[2:-1].encode())
+    return raw.decode("utf-8", "replace")

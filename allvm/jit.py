@@ -24,9 +24,10 @@ from typing import NoReturn
 
 from allvm.allexe import Allexe, ModuleEntry
 from allvm.cache import CODEGEN_OPT_LEVEL, TARGET_CPU, Cache, object_key, seal, unseal_tag
-from allvm.codegen import _STRUCTOR_ENTRY, DEFAULT_TRIPLE, is_gnu
+from allvm.codegen import DEFAULT_TRIPLE, is_gnu
 from allvm.errors import AllvmError
 from allvm.ir import llvm, parse_module
+from allvm.structors import CTORS, DTORS, export_structors
 
 # Measured by bench/bench_alley.py (README, "The in-process JIT"): with objects cached, the
 # exec path starts sooner (no llvmlite import; zig's link of cached objects is a cache hit).
@@ -93,29 +94,6 @@ def _symbols(module) -> tuple[list[str], list[str]]:
     return defined, undefined
 
 
-def _expose_structors(module, prefix: str) -> tuple[list, list]:
-    """Give each constructor/destructor a unique external name; their (priority, name) lists."""
-    renamed: dict[str, str] = {}
-    tables = []
-    for table in ("llvm.global_ctors", "llvm.global_dtors"):
-        entries = []
-        try:
-            definition = str(module.get_global_variable(table))
-        except NameError:
-            definition = ""
-        for priority, ref in _STRUCTOR_ENTRY.findall(definition):
-            name = ref[1:].strip('"')
-            if name not in renamed:
-                function = module.get_function(name)
-                renamed[name] = f"__allvm.{prefix}.{len(renamed)}"
-                function.name = renamed[name]
-                function.linkage = "external"
-                function.visibility = "default"
-            entries.append((int(priority), renamed[name]))
-        tables.append(entries)
-    return tables[0], tables[1]
-
-
 def _target_machine(triple: str):
     binding = llvm()
     # Position-independent code: the JIT's memory may be far from glibc, so external data is
@@ -130,7 +108,8 @@ def compile_for_jit(bitcode: bytes, name: str, prefix: str) -> tuple[bytes, dict
     module = parse_module(bitcode, name, context=binding.create_context())
     triple = module.triple or DEFAULT_TRIPLE
     module.triple = triple
-    ctors, dtors = _expose_structors(module, prefix)
+    tables = export_structors(module, f"__allvm.{prefix}")
+    ctors, dtors = tables[CTORS], tables[DTORS]
     defined, undefined = _symbols(module)
     info = {"triple": triple, "ctors": ctors, "dtors": dtors, "defined": defined,
             "undefined": undefined}

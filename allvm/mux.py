@@ -12,20 +12,18 @@ unique external names the dispatcher can call.
 """
 
 import os
-import re
 from dataclasses import dataclass, field
 from hashlib import blake2b
 
 from allvm.allexe import MAIN_MODULE, Allexe
-from allvm.codegen import _STRUCTOR_ENTRY, DEFAULT_TRIPLE, is_gnu
+from allvm.codegen import DEFAULT_TRIPLE, is_gnu
 from allvm.errors import AllvmError
-from allvm.ir import find_function, llvm, parse_module
+from allvm.ir import find_function, ir_symbol, llvm, parse_module
 from allvm.link import internalize
+from allvm.structors import CTORS, DTORS, disable_tables, export_structors, find_table
 
 ALLEXE_SUFFIX = ".allexe"
 EXIT_UNKNOWN_PROGRAM = 127  # what a shell returns for a command it cannot find
-_CTOR_TABLES = {"ctor": "llvm.global_ctors", "dtor": "llvm.global_dtors"}
-_LOCAL_LINKAGES = {"internal", "private"}
 # What a ctor/dtor or main may take: glibc passes (argc, argv, envp) to constructors too.
 _START_ARGS = (("i32", "%argc"), ("ptr", "%argv"), ("ptr", "%envp"))
 
@@ -156,56 +154,15 @@ def _mux_library_module(bitcode: bytes, entry_name: str, tag: str, where: str) -
 
 def _take_ctor_tables(module, muxed: MuxedModule, tag: str) -> bool:
     """Move the module's ctor/dtor tables into `muxed`; True if the module had any."""
-    found, seen = False, {}  # a function listed twice (or in both tables) is exported once
-    for kind, table_name in _CTOR_TABLES.items():
-        table = next((g for g in module.global_variables if g.name == table_name), None)
-        if table is None:
-            continue
-        found = True
-        entries = _read_table(table, module.name)
-        hooks = getattr(muxed, f"{kind}s")
-        for index, (priority, function_name) in enumerate(entries):
-            if function_name not in seen:
-                seen[function_name] = _exported_hook(module, table_name, function_name,
-                                                     f"{kind}.{tag}.{index}")
-            hooks.append((priority, seen[function_name]))
-        # LLVM bindings cannot delete a global: make the table an ordinary unused one, so it no
-        # longer runs anything, and let GlobalDCE drop it.
-        table.name = f"allmux.{kind}_table"
-        table.linkage = "internal"
-    if found:
-        _drop_dead_globals(module)
-    return found
-
-
-def _exported_hook(module, table_name: str, function_name: str, unique: str) -> Hook:
-    """A ctor/dtor table's function, made callable from the dispatcher (another module)."""
-    function = find_function(module, function_name)
-    if function is None:
-        raise AllvmError(f"{module.name}: {table_name} lists unknown '{function_name}'")
-    if not function.is_declaration and function.linkage.name in _LOCAL_LINKAGES:
-        function.name = f"allmux.{unique}"  # two modules may both have a local `init`
-        function.linkage = "external"
-        function.visibility = "default"
-    return _hook(function, f"'{function_name}' in {module.name}'s {table_name}")
-
-
-def _read_table(table, where: str) -> list[tuple[int, str]]:
-    """(priority, function name) of each entry of a ctor/dtor table, in table order."""
-    # The binding exposes no constant operands; the printed initializer is exact. With opaque
-    # pointers a constructor reached through a bitcast reads as a plain `ptr @f` here.
-    entries = _STRUCTOR_ENTRY.findall(str(table))
-    if len(entries) != table.global_value_type.element_count:
-        raise AllvmError(f"{where}: cannot read {table.name}")
-    return [(int(priority), _symbol_name(ref)) for priority, ref in entries]
-
-
-def _symbol_name(ref: str) -> str:
-    """`@f` or `@"a \\22quoted\\22 name"` as printed in IR → the symbol's name."""
-    if not ref.startswith('@"'):
-        return ref[1:]
-    raw = re.sub(rb"\\([0-9A-Fa-f]{2})", lambda m: bytes([int(m[1], 16)]), ref[2:-1].encode())
-    return raw.decode("utf-8", "replace")
+    if find_table(module, CTORS) is None and find_table(module, DTORS) is None:
+        return False
+    tables = export_structors(module, f"allmux.{tag}")
+    for hooks, table in ((muxed.ctors, CTORS), (muxed.dtors, DTORS)):
+        hooks += [(priority, _hook(find_function(module, name), f"'{name}' in {module.name}'s "
+                                   f"{table}")) for priority, name in tables[table]]
+    disable_tables(module)
+    _drop_dead_globals(module)
+    return True
 
 
 def _drop_dead_globals(module) -> None:
@@ -225,12 +182,6 @@ def _hook(function, what: str) -> Hook:
         raise AllvmError(f"{what} has an unsupported signature '{ftype}'")
     return Hook(function.name, str(ftype.get_function_return()), params,
                 ftype.is_function_vararg)
-
-
-def ir_symbol(name: str) -> str:
-    """A global's name as IR text: always quoted, with LLVM's \\XX escapes."""
-    return '@"' + "".join(c if c.isprintable() and c not in '"\\' else
-                          "".join(f"\\{b:02X}" for b in c.encode()) for c in name) + '"'
 
 
 def _c_string(text: str) -> tuple[str, int]:
