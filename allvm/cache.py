@@ -84,8 +84,8 @@ def seal(data: bytes, tag: bytes = b"") -> bytes:
             + len(tag).to_bytes(2, "little"))
 
 
-def unseal_tag(data: bytes) -> bytes | None:
-    """The tag of a complete, uncorrupted sealed entry; None for a damaged one."""
+def unseal(data: bytes) -> tuple[bytes, bytes] | None:
+    """(payload, tag) of a complete, uncorrupted sealed entry; None for a damaged one."""
     if len(data) < _TRAILER_SIZE:
         return None
     trailer = data[-_TRAILER_SIZE:]
@@ -98,7 +98,7 @@ def unseal_tag(data: bytes) -> bytes | None:
     signed = memoryview(data)[: size + tag_size]
     if blake2b(signed, digest_size=_DIGEST_SIZE).digest() != digest:
         return None
-    return bytes(signed[size:])
+    return bytes(signed[:size]), bytes(signed[size:])
 
 
 class Cache:
@@ -116,20 +116,24 @@ class Cache:
     def object_path(self, key: str) -> str:
         return os.path.join(self.objects, key)
 
-    def entry_tag(self, path: str) -> bytes | None:
-        """The tag of the usable entry at `path`, or None; a damaged entry is removed."""
+    def read_entry(self, path: str) -> tuple[bytes, bytes] | None:
+        """(payload, tag) of the usable entry at `path`, or None; a damaged one is removed."""
         try:
             with open(path, "rb") as f:
-                data = f.read()
+                entry = unseal(f.read())
         except OSError:
             return None
-        tag = unseal_tag(data)
-        if tag is None:
+        if entry is None:
             try:
                 os.unlink(path)
             except OSError:
                 pass
-        return tag
+        return entry
+
+    def entry_tag(self, path: str) -> bytes | None:
+        """The tag of the usable entry at `path`, or None."""
+        entry = self.read_entry(path)
+        return entry[1] if entry is not None else None
 
     def ensure_dirs(self) -> bool:
         """Create the cache directories; False if the cache cannot be used at all."""

@@ -6,6 +6,7 @@ reference platform), the host glibc for `*-linux-gnu`.
 
 import os
 import re
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 from allvm.allexe import MAIN_MODULE
@@ -71,12 +72,13 @@ def compile_module(bitcode: bytes, name: str) -> tuple[bytes, str]:
     return machine.emit_object(module), triple
 
 
-def compile_modules(jobs: list[tuple[bytes, str]]) -> list[tuple[bytes, str]]:
-    """Compile several modules, in parallel when there are several."""
+def in_parallel(function: Callable, jobs: list[tuple]) -> list:
+    """`function(*job)` for every job, in threads when there are several: compiling modules
+    runs inside LLVM, where llvmlite releases the GIL."""
     if len(jobs) == 1:
-        return [compile_module(*jobs[0])]
+        return [function(*jobs[0])]
     with ThreadPoolExecutor(max_workers=min(len(jobs), os.cpu_count() or 1)) as pool:
-        return list(pool.map(lambda job: compile_module(*job), jobs))
+        return list(pool.map(lambda job: function(*job), jobs))
 
 
 def _host_glibc() -> str:

@@ -87,11 +87,11 @@ class Build:
         return paths, triples[0]
 
     def _compile(self, indices: list[int], paths: list[str], triples: list) -> None:
-        from allvm.codegen import compile_modules
+        from allvm.codegen import compile_module, in_parallel
 
         jobs = [(self.allexe.read_module(self.allexe.modules[i]), self.allexe.modules[i].name)
                 for i in indices]
-        for i, (obj, triple) in zip(indices, compile_modules(jobs), strict=True):
+        for i, (obj, triple) in zip(indices, in_parallel(compile_module, jobs), strict=True):
             triples[i] = triple
             if not (self.cache_objects and self.cache.put(paths[i], obj, tag=triple.encode())):
                 paths[i] = os.path.join(self.workdir, f"{i}.o")

@@ -19,12 +19,11 @@ import os
 import signal
 import sys
 import zlib
-from concurrent.futures import ThreadPoolExecutor
 from typing import NoReturn
 
 from allvm.allexe import Allexe, ModuleEntry
-from allvm.cache import CODEGEN_OPT_LEVEL, TARGET_CPU, Cache, object_key, seal, unseal_tag
-from allvm.codegen import DEFAULT_TRIPLE, is_gnu
+from allvm.cache import CODEGEN_OPT_LEVEL, TARGET_CPU, Cache, object_key
+from allvm.codegen import DEFAULT_TRIPLE, in_parallel, is_gnu
 from allvm.errors import AllvmError
 from allvm.ir import llvm, parse_module
 from allvm.structors import CTORS, DTORS, export_structors
@@ -120,21 +119,12 @@ def load_modules(allexe: Allexe, cache: Cache) -> list[ModuleCode]:
     """Every module's code: from `objects/` when cached, else compiled (in parallel) and cached."""
     usable = cache.ensure_dirs()
     paths = [cache.object_path(inprocess_object_key(allexe, e)) for e in allexe.modules]
-    codes: list[ModuleCode | None] = []
-    for path in paths:
-        code = None
-        if usable:
-            code = _cached_code(path)
-        codes.append(code)
+    codes = [_cached_code(cache, path) if usable else None for path in paths]
     missing = [i for i, code in enumerate(codes) if code is None]
     if missing:
         jobs = [(allexe.read_module(allexe.modules[i]), allexe.modules[i].name,
                  allexe.stored_digest(allexe.modules[i])[:16]) for i in missing]
-        if len(jobs) == 1:
-            compiled = [compile_for_jit(*jobs[0])]
-        else:
-            with ThreadPoolExecutor(max_workers=min(len(jobs), os.cpu_count() or 1)) as pool:
-                compiled = list(pool.map(lambda job: compile_for_jit(*job), jobs))
+        compiled = in_parallel(compile_for_jit, jobs)
         for i, (obj, info) in zip(missing, compiled, strict=True):
             tag = ModuleCode.encode_info(info)
             if usable and len(tag) <= _MAX_TAG:
@@ -143,18 +133,10 @@ def load_modules(allexe: Allexe, cache: Cache) -> list[ModuleCode]:
     return codes
 
 
-def _cached_code(path: str) -> ModuleCode | None:
+def _cached_code(cache: Cache, path: str) -> ModuleCode | None:
     """A cached module's code, or None when missing or damaged (then rebuilt and replaced)."""
-    try:
-        with open(path, "rb") as f:
-            entry = f.read()
-    except OSError:
-        return None
-    tag = unseal_tag(entry)
-    if tag is None:
-        return None
-    # A sealed entry is object + tag + a fixed-size trailer (the size of an empty seal).
-    return ModuleCode.from_cache_entry(entry[: len(entry) - len(tag) - len(seal(b""))], tag)
+    entry = cache.read_entry(path)
+    return ModuleCode.from_cache_entry(*entry) if entry is not None else None
 
 
 def _host_libraries() -> list[ctypes.CDLL]:
@@ -298,7 +280,7 @@ def main_triple(allexe: Allexe, cache: Cache) -> str:
     """The main module's target triple: from a cached object of it when there is one (no
     compiler needed), else from the module itself."""
     main = allexe.main
-    code = _cached_code(cache.object_path(inprocess_object_key(allexe, main)))
+    code = _cached_code(cache, cache.object_path(inprocess_object_key(allexe, main)))
     if code is not None:
         return code.triple
     tag = cache.entry_tag(cache.object_path(object_key(allexe, main)))  # the exec path's
