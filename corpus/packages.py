@@ -9,6 +9,7 @@ import contextlib
 import filecmp
 import os
 import re
+import shutil
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -172,9 +173,25 @@ class Zlib(Package):
 
 
 class Lua(Package):
+    """Built the way debian/rules does: a libtool generated in debian/libtool, then the
+    Makefile's `linux-noreadline` (there is no readline on the static musl platform)."""
+
     def build(self, tree, env, log):
-        run_step(["make", "-C", "src", "posix", "CC=allcc", "AR=ar rcu", "RANLIB=ranlib",
-                  "MYCFLAGS=-O2", "MYLDFLAGS=", "MYLIBS="], tree, env, log, "make posix")
+        libtool_dir = tree / "debian" / "libtool"
+        libtool_dir.mkdir(exist_ok=True)
+        shutil.copy(tree / "debian" / "configure.ac", libtool_dir)
+        run_step(["autoreconf", "-f", "-i"], libtool_dir, {**env, "LIBTOOLIZE": "libtoolize -i"},
+                 log, "autoreconf (debian/libtool)")
+        # Static libraries only: the platform is static musl.
+        run_step(["./configure", "--disable-shared", "CC=allcc", "CXX=allc++"], libtool_dir,
+                 env, log,
+                 "configure (debian/libtool)")
+        (tree / "src" / "lua5.4-deb-multiarch.h").write_text(  # as debian/rules writes it
+            "#ifndef _LUA_DEB_MULTIARCH_\n#define _LUA_DEB_MULTIARCH_\n"
+            '#define DEB_HOST_MULTIARCH "x86_64-linux-musl"\n#endif\n')
+        run_step(["make", "linux-noreadline", "MYLIBS=", f"LIBTOOL={libtool_dir}/libtool",
+                  "CC=allcc -std=gnu99", "CXX=allc++"], tree / "src", env, log,
+                 "make linux-noreadline")
 
     def tests(self, tree, mode):
         """A Lua script of ours (corpus/lua_smoke.lua, output in lua_smoke.expected): run
@@ -183,7 +200,8 @@ class Lua(Package):
         expected = (CORPUS_DIR / "lua_smoke.expected").read_text()
         checks = []
         proc = mode.run([mode.prog("lua"), str(script)], text=True)
-        checks.append(Check("lua lua_smoke.lua", proc.returncode == 0 and proc.stdout == expected,
+        checks.append(Check("lua lua_smoke.lua",
+                            proc.returncode == 0 and proc.stdout == expected,
                             _diff(expected, proc.stdout, proc.stderr)))
         chunk = mode.work / "smoke.luac"
         compiled = mode.run([mode.prog("luac"), "-o", str(chunk), str(script)], text=True)

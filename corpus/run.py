@@ -43,6 +43,9 @@ def build(package, tree: Path, log: Path) -> None:
         return
     log.write_text("")
     package.build(tree, tool_env(), log)
+    missing = [p for p in package.programs if not (tree / p).is_file()]
+    if missing:
+        raise BuildError(f"the build made no {', '.join(missing)} (see {log})")
     (tree / BUILT_STAMP).write_text("")
 
 
