@@ -8,8 +8,9 @@ PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.allvm-installed
 MUSL_WARM := $(VENV)/.allvm-musl-warm
 TEST_DEPS := $(VENV)/.allvm-test-deps
+CORPUS_DEPS := $(VENV)/.allvm-corpus-deps
 
-.PHONY: setup demo test lint clean fuzz
+.PHONY: setup demo test lint clean fuzz corpus
 
 setup: $(INSTALLED) $(MUSL_WARM)
 
@@ -38,6 +39,17 @@ demo: setup
 test: setup $(TEST_DEPS)
 	$(VENV)/bin/pytest -q
 
+# The Debian corpus (corpus/): deb-src for bookworm, and what the packages' builds need.
+$(CORPUS_DEPS): $(INSTALLED)
+	$(PY) -c 'from allvm.build.debian import ensure_deb_src; ensure_deb_src()'
+	apt-get install -y -q autoconf automake libtool libtool-bin bison flex tcl
+	touch $@
+
+# Build the corpus packages with allcc, extract allexes, run their tests natively and under
+# alley; writes corpus/results.md and .json. PACKAGES="bzip2 zlib" for a part of it.
+corpus: setup $(CORPUS_DEPS)
+	$(PY) -m corpus.run $(PACKAGES)
+
 # Fuzz the allexe reader (atheris) for FUZZ_SECONDS; the corpus and any crash go to build/.
 FUZZ_SECONDS ?= 60
 fuzz: $(INSTALLED)
@@ -46,7 +58,7 @@ fuzz: $(INSTALLED)
 		-artifact_prefix=build/
 
 lint: $(INSTALLED)
-	$(VENV)/bin/ruff check allvm tests bench examples fuzz
+	$(VENV)/bin/ruff check allvm tests bench examples fuzz corpus
 
 clean:
 	rm -rf build .pytest_cache
