@@ -10,7 +10,7 @@ MUSL_WARM := $(VENV)/.allvm-musl-warm
 TEST_DEPS := $(VENV)/.allvm-test-deps
 CORPUS_DEPS := $(VENV)/.allvm-corpus-deps
 
-.PHONY: setup demo test lint clean fuzz corpus
+.PHONY: setup demo test lint clean fuzz corpus bench
 
 setup: $(INSTALLED) $(MUSL_WARM)
 
@@ -49,6 +49,12 @@ $(CORPUS_DEPS): $(INSTALLED)
 # alley; writes corpus/results.md and .json. PACKAGES="bzip2 zlib" for a part of it.
 corpus: setup $(CORPUS_DEPS)
 	$(PY) -m corpus.run $(PACKAGES)
+
+# Every benchmark figure (alternating runs) into bench/results.{md,json,png} and README's
+# Benchmarks section; needs the demo allexes, clang-14 (figure 2) and tclsh (sqlite3's sources).
+# QUICK=1: smaller inputs, fewer runs (about 10 minutes).
+bench: demo $(TEST_DEPS) $(CORPUS_DEPS)
+	$(PY) bench/run.py $(if $(QUICK),--quick)
 
 # Fuzz the allexe reader (atheris) for FUZZ_SECONDS; the corpus and any crash go to build/.
 FUZZ_SECONDS ?= 60

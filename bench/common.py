@@ -125,3 +125,26 @@ def median_difference(a: Result, b: Result) -> float:
     """Median over alternating pairs of (a - b), in seconds: an overhead figure that cancels
     drift better than the difference of two medians."""
     return statistics.median(x - y for x, y in zip(a.times, b.times, strict=True))
+
+
+def pair_ratios(contender: Result, baseline: Result) -> list[float]:
+    """contender/baseline for each alternating round: drift cancels within a round."""
+    return [c / b for c, b in zip(contender.times, baseline.times, strict=True)]
+
+
+def ratio_record(figure: str, contender: Result, baseline: Result, goal: str = "",
+                 goal_max: float | None = None, note: str = "") -> dict:
+    """One row of a report (results.json): the contender's time against the baseline's, as the
+    median and min–max of the per-round ratios, both exact commands, and whether the goal (a
+    median ratio at most `goal_max`) was met (None: no goal, or one not judged by the ratio)."""
+    ratios = pair_ratios(contender, baseline)
+    median = statistics.median(ratios)
+    return {
+        "figure": figure, "metric": "time",
+        "contender": contender.command.label, "baseline": baseline.command.label,
+        "ratio": median, "min": min(ratios), "max": max(ratios), "runs": len(ratios),
+        "contender_median_s": contender.median, "baseline_median_s": baseline.median,
+        "contender_command": contender.command.shown(),
+        "baseline_command": baseline.command.shown(),
+        "goal": goal, "met": None if goal_max is None else median <= goal_max, "note": note,
+    }

@@ -1,0 +1,443 @@
+"""The figures of `make bench` (issue 6). Each figure function builds what it needs, times it
+with bench/common.py (alternating runs, medians), prints its tables as it goes, and returns
+report records (dicts: see common.ratio_record and size_record below).
+
+Figures 1 and 2 reuse bench_alley's builders, 4 and 5 bench_alltogether's and bench_allmux's;
+figure 3 builds bzip2, Lua and sqlite3 from Debian source three ways (allcc → wllvm-extract →
+allready; zig cc -O2 static; gcc -O2), from the same sources with the same flags.
+"""
+
+import os
+import random
+import re
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path[:0] = [str(HERE), str(ROOT / "examples"), str(ROOT)]
+
+import bench_alley  # noqa: E402
+import bench_allmux  # noqa: E402
+from bench_alltogether import run, static_binary, tool  # noqa: E402
+from bench_alltogether import workload as example_workload  # noqa: E402
+from common import Command, measure, median_difference, ms, print_table, ratio_record  # noqa: E402
+from demo import BUILD as DEMO_BUILD  # noqa: E402
+from demo import PROGRAMS as DEMO_PROGRAMS  # noqa: E402
+
+from allvm.build.debian import fetch_source  # noqa: E402
+from allvm.toolchain import MUSL_TARGET, zig_command, zig_env  # noqa: E402
+
+WORK = ROOT / "build" / "bench"
+SOURCES = ROOT / "build" / "bench-src"
+CACHE = WORK / "cache"
+
+
+@dataclass
+class Settings:
+    quick: bool
+    runs: int
+
+
+def cache_env(cache: Path) -> dict[str, str]:
+    return {**os.environ, "ALLVM_CACHE_DIR": str(cache)}
+
+
+def size_record(figure: str, contender: str, contender_bytes: int, baseline: str,
+                baseline_bytes: int, goal: str = "", goal_max: float | None = None,
+                note: str = "", commands: tuple[str, str] = ("", "")) -> dict:
+    """A size comparison: one measurement, so min = max = the ratio."""
+    ratio = contender_bytes / baseline_bytes
+    return {"figure": figure, "metric": "size", "contender": contender, "baseline": baseline,
+            "ratio": ratio, "min": ratio, "max": ratio, "runs": 1,
+            "contender_bytes": contender_bytes, "baseline_bytes": baseline_bytes,
+            "contender_command": commands[0], "baseline_command": commands[1],
+            "goal": goal, "met": None if goal_max is None else ratio <= goal_max, "note": note}
+
+
+def by_label(results) -> dict:
+    return {r.command.label: r for r in results}
+
+
+# --- figure 1: alley's launch overhead on a cache hit ---------------------------------------
+
+def fig1_launch(s: Settings) -> list[dict]:
+    records = []
+    bench_alley.WORK.mkdir(parents=True, exist_ok=True)
+    for target in ("x86_64-linux-musl", "x86_64-linux-gnu"):
+        allexe = bench_alley.build_hello(target)
+        cache = WORK / f"cache-hello-{target}"
+        shutil.rmtree(cache, ignore_errors=True)
+        run([tool("allready"), str(allexe)], env=cache_env(cache))
+        (binary,) = (cache / "static_binaries").iterdir()
+        # bench_alley's environment: Python's bytecode cache on, as for users.
+        static, alley = measure([
+            Command("static binary", [str(binary)]),
+            Command("alley (cache hit)", [tool("alley"), str(allexe)],
+                    env=bench_alley.cache_env(cache))], runs=s.runs * 2)
+        print_table(f"fig 1: cache-hit launch, hello for {target}", [static, alley],
+                    baseline="static binary")
+        overhead = median_difference(alley, static)
+        record = ratio_record(f"1 launch ({target.split('-')[-1]})", alley, static,
+                              goal="overhead ≤ 15 ms",
+                              note=f"overhead {ms(overhead)} ms median of per-round differences")
+        record["met"] = overhead <= 0.015
+        record["overhead_ms"] = overhead * 1000
+        records.append(record)
+    return records
+
+
+# --- figure 2: the JIT path against lli-14 ----------------------------------------------------
+
+def fig2_jit(s: Settings) -> list[dict]:
+    bench_alley.WORK.mkdir(parents=True, exist_ok=True)
+    linked, lua, modules = bench_alley.build_lua()
+    wanted = ("lli-14 orc-lazy", "lli-14 mcjit", "alley cold", "alley warm")
+    commands = [c for c in bench_alley.lua_commands(linked, lua, modules, bench_alley.lua_script())
+                if c.label in wanted]
+    results = by_label(measure(commands, runs=s.runs))
+    print_table("fig 2: Lua 5.4 (clang-14) + bench_alley's script: JIT path vs lli-14",
+                list(results.values()), baseline="lli-14 orc-lazy")
+    records = []
+    for contender in ("alley cold", "alley warm"):
+        for baseline in ("lli-14 orc-lazy", "lli-14 mcjit"):
+            goal = ("≤ 1.0×", 1.0) if (contender, baseline) == ("alley cold",
+                                                               "lli-14 orc-lazy") else ("", None)
+            records.append(ratio_record("2 JIT (Lua)", results[contender], results[baseline],
+                                        goal=goal[0], goal_max=goal[1]))
+    return records
+
+
+# --- figure 3: compute-heavy programs from Debian source -------------------------------------
+
+@dataclass
+class Program:
+    name: str
+    package: str
+    prepare: Callable[[Path], tuple[list[Path], list[str]]]  # source tree -> sources, flags
+    workload: Callable[[Settings], list[str]]  # the program's arguments
+    libs: list[str] = field(default_factory=list)
+
+
+def bzip2_sources(tree: Path) -> tuple[list[Path], list[str]]:
+    units = ["blocksort", "huffman", "crctable", "randtable", "compress", "decompress", "bzlib",
+             "bzip2"]
+    return [tree / f"{u}.c" for u in units], ["-D_FILE_OFFSET_BITS=64"]
+
+
+def lua_sources(tree: Path) -> tuple[list[Path], list[str]]:
+    # Debian's luaconf.h includes a header its build generates (the multiarch directory).
+    include = WORK / "lua-include"
+    include.mkdir(parents=True, exist_ok=True)
+    (include / "lua5.4-deb-multiarch.h").write_text(
+        '#define DEB_HOST_MULTIARCH "x86_64-linux-gnu"\n')
+    sources = sorted(p for p in (tree / "src").glob("*.c") if p.stem != "luac")
+    return sources, ["-DLUA_COMPAT_5_3", "-DLUA_USE_POSIX", "-I", str(include)]
+
+
+def sqlite3_sources(tree: Path) -> tuple[list[Path], list[str]]:
+    """The amalgamation and the shell, generated by sqlite's own build (tclsh, gcc for its
+    generators); threads and extension loading off so the static musl link needs no more."""
+    build = WORK / "sqlite3-amalgamation"
+    if not (build / "shell.c").exists():
+        build.mkdir(parents=True, exist_ok=True)
+        run([str(tree / "configure"), "CC=gcc", "--disable-tcl"], cwd=build)
+        run(["make", "-j2", "sqlite3.c", "shell.c"], cwd=build)
+    return ([build / "sqlite3.c", build / "shell.c"],
+            ["-DSQLITE_THREADSAFE=0", "-DSQLITE_OMIT_LOAD_EXTENSION", "-I", str(build)])
+
+
+def bzip2_workload(s: Settings) -> list[str]:
+    """A generated file (50 MB, QUICK 8 MB) of words and numbers: compressible, not trivially."""
+    size = (8 if s.quick else 50) * 1024 * 1024
+    path = WORK / f"bzip2-input-{size >> 20}M.txt"
+    if not path.exists():
+        rng = random.Random(6)
+        words = ["allvm", "bitcode", "module", "static", "cache", "linker", "the", "of", "and",
+                 "program", "library", "compile", "native", "binary", "run", "time"]
+        with open(path, "w") as f:
+            written = 0
+            while written < size:
+                line = " ".join(rng.choice(words) if rng.random() < 0.8 else
+                                str(rng.randrange(1 << 30)) for _ in range(12)) + "\n"
+                written += f.write(line * 1)
+    return ["-c", str(path)]
+
+
+LUA_SCRIPT = """-- bench/figures.py: calls, tables, strings, sorting, floats, objects.
+local n = tonumber(arg[1]) or 1
+local function fib(k) if k < 2 then return k end return fib(k - 1) + fib(k - 2) end
+local function sieve(m)
+  local composite, count = {}, 0
+  for i = 2, m do
+    if not composite[i] then
+      count = count + 1
+      for j = i * i, m, i do composite[j] = true end
+    end
+  end
+  return count
+end
+local function strings(m)
+  local parts = {}
+  for i = 1, m do parts[#parts + 1] = string.format("%d:%x", i, i * 7919 % 10007) end
+  local s, total = table.concat(parts, ","), 0
+  for _, hex in s:gmatch("(%d+):(%x+)") do total = total + #hex end
+  return total
+end
+local function sorting(m)
+  local t, x = {}, 42
+  for i = 1, m do x = (x * 1103515245 + 12345) % 2147483648; t[i] = x end
+  table.sort(t, function(a, b) return a > b end)
+  return t[1]
+end
+local function orbit(m)
+  local x, y, vx, vy = 1.0, 0.0, 0.0, 1.0
+  for _ = 1, m do
+    local r = math.sqrt(x * x + y * y)
+    local a = -1.0 / (r * r * r)
+    vx, vy = vx + a * x * 0.001, vy + a * y * 0.001
+    x, y = x + vx * 0.001, y + vy * 0.001
+  end
+  return x + y
+end
+local Point = {}
+Point.__index = Point
+function Point.new(x, y) return setmetatable({x = x, y = y}, Point) end
+function Point:add(o) return Point.new(self.x + o.x, self.y + o.y) end
+local function objects(m)
+  local p = Point.new(0, 0)
+  for i = 1, m do p = p:add(Point.new(i % 7, i % 11)) end
+  return p.x + p.y
+end
+for _ = 1, n do
+  print(fib(27), sieve(1000000), strings(200000), sorting(200000), orbit(2000000),
+        objects(1000000))
+end
+"""
+
+
+def lua_workload(s: Settings) -> list[str]:
+    script = WORK / "bench.lua"
+    script.write_text(LUA_SCRIPT)
+    return [str(script), "1" if s.quick else "3"]
+
+
+SQL_WORKLOAD = """-- bench/figures.py: bulk insert, index, scans, group by, join, update.
+CREATE TABLE t(id INTEGER PRIMARY KEY, a INTEGER, b TEXT, c REAL);
+WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s WHERE i < {rows})
+INSERT INTO t SELECT i, (i * 7919) % 10007, printf('name-%d', (i * 31) % 5003), (i % 1000) / 7.0
+FROM s;
+CREATE INDEX t_a ON t(a);
+CREATE INDEX t_b ON t(b);
+SELECT count(*), sum(c), avg(a) FROM t WHERE b LIKE 'name-1%';
+SELECT a, count(*), max(c) FROM t GROUP BY a ORDER BY 2 DESC, 1 LIMIT 5;
+SELECT count(*), sum(x.c + y.c) FROM t x JOIN t y ON y.id = x.a + 1 WHERE y.c > 50;
+SELECT b, count(*), group_concat(id) FROM (SELECT * FROM t ORDER BY c DESC, id LIMIT 20000)
+GROUP BY b ORDER BY 2 DESC, b LIMIT 3;
+UPDATE t SET c = c * 2 WHERE a % 3 = 0;
+DELETE FROM t WHERE a % 5 = 0;
+SELECT count(*), total(c), max(length(b)) FROM t;
+"""
+
+
+def sqlite3_workload(s: Settings) -> list[str]:
+    sql = WORK / "workload.sql"
+    sql.write_text(SQL_WORKLOAD.format(rows=200_000 if s.quick else 400_000))
+    return [":memory:", f".read {sql}"]
+
+
+PROGRAMS = [
+    Program("bzip2", "bzip2", bzip2_sources, bzip2_workload),
+    Program("lua", "lua5.4", lua_sources, lua_workload, ["-lm"]),
+    Program("sqlite3", "sqlite3", sqlite3_sources, sqlite3_workload, ["-lm"]),
+]
+
+
+def build_allexe(p: Program, sources: list[Path], flags: list[str]) -> Path:
+    """allcc -O2 each source, link with allcc, wllvm-extract the program's bitcode."""
+    out = WORK / "allcc" / p.name
+    out.mkdir(parents=True, exist_ok=True)
+    allexe = WORK / f"{p.name}.allexe"
+    if allexe.exists():
+        return allexe
+    objects = []
+    for i, source in enumerate(sources):
+        obj = out / f"{i}-{source.stem}.o"
+        run([tool("allcc"), "-O2", *flags, "-c", str(source), "-o", str(obj)])
+        objects.append(str(obj))
+    binary = out / p.name
+    run([tool("allcc"), "-O2", *objects, "-o", str(binary), *p.libs])
+    run([tool("wllvm-extract"), str(binary), "-o", str(allexe), "-f"])
+    return allexe
+
+
+def native_commands(p: Program, sources: list[Path], flags: list[str]) -> dict[str, list[str]]:
+    """The baselines' build commands: the same sources and flags as the allcc build."""
+    files = [str(s) for s in sources]
+    return {
+        "zig cc -O2 static": zig_command("cc", "-target", MUSL_TARGET, "-O2", "-static", "-s",
+                                         *flags, *files, "-o", str(WORK / f"{p.name}.zig"),
+                                         *p.libs),
+        "gcc -O2": ["gcc", "-O2", "-s", *flags, *files, "-o", str(WORK / f"{p.name}.gcc"),
+                    *p.libs],
+    }
+
+
+_built: dict[str, dict[str, str]] = {}
+
+
+def build_program(p: Program) -> dict[str, str]:
+    """{label: binary} for allready and both baselines (built once per `make bench`)."""
+    if p.name in _built:
+        return _built[p.name]
+    sources, flags = p.prepare(Path(fetch_source(p.package, str(SOURCES))))
+    allexe = build_allexe(p, sources, flags)
+    binaries = {"allready": static_binary(str(allexe), str(CACHE))}
+    for label, argv in native_commands(p, sources, flags).items():
+        binary = argv[argv.index("-o") + 1]
+        if not os.path.exists(binary):
+            run(argv, env=zig_env() if label.startswith("zig") else None)
+        binaries[label] = binary
+    binaries["allexe"] = str(allexe)
+    _built[p.name] = binaries
+    return binaries
+
+
+def fig3_programs(s: Settings) -> list[dict]:
+    records = []
+    for p in PROGRAMS:
+        binaries = build_program(p)
+        args = p.workload(s)
+        labels = ("zig cc -O2 static", "gcc -O2", "allready")
+        results = by_label(measure([Command(label, [binaries[label], *args]) for label in labels],
+                                   runs=s.runs))
+        print_table(f"fig 3: {p.name} (Debian source)", list(results.values()),
+                    baseline="zig cc -O2 static")
+        for baseline in labels[:2]:
+            records.append(ratio_record(f"3 {p.name}", results["allready"], results[baseline],
+                                        goal="≤ 1.02×", goal_max=1.02))
+    return records
+
+
+# --- figure 4: alltogether + allready against allready ---------------------------------------
+
+def workloads_for_fig4(s: Settings) -> list[tuple[str, str, list[str], bytes | None]]:
+    """(name, allexe, arguments, stdin): the demo examples and figure 3's programs."""
+    work = str(WORK / "examples")
+    os.makedirs(work, exist_ok=True)
+    items = []
+    for name in DEMO_PROGRAMS:
+        args, stdin = example_workload(name, work)
+        items.append((name, os.path.join(DEMO_BUILD, f"{name}.allexe"), args, stdin))
+    for p in PROGRAMS:
+        items.append((p.name, build_program(p)["allexe"], p.workload(s), None))
+    return items
+
+
+def fig4_alltogether(s: Settings) -> list[dict]:
+    records = []
+    for name, allexe, args, stdin in workloads_for_fig4(s):
+        merged = str(WORK / f"{name}.merged.allexe")
+        merge = [tool("alltogether"), allexe, "-o", merged, "-f"]
+        run(merge)
+        binaries = {"allready": static_binary(allexe, str(CACHE)),
+                    "alltogether+allready": static_binary(merged, str(CACHE))}
+        base, contender = measure([Command(label, [path, *args], stdin=stdin)
+                                   for label, path in binaries.items()], runs=s.runs)
+        print_table(f"fig 4: {name}: alltogether+allready vs allready", [base, contender],
+                    baseline="allready")
+        records.append(ratio_record(f"4 {name}", contender, base, goal="≤ 0.97×",
+                                    goal_max=0.97, note=f"merged by: {' '.join(merge)}"))
+        records.append(size_record(
+            f"4 {name}", "alltogether+allready", os.path.getsize(binaries["alltogether+allready"]),
+            "allready", os.path.getsize(binaries["allready"]), goal="< 1.0× (smaller)",
+            goal_max=0.9999, commands=(f"allready {merged}", f"allready {allexe}")))
+    return records
+
+
+# --- figure 5: allmux ------------------------------------------------------------------------
+
+COREUTILS_NOTE = ("coreutils (muxed vs its static binaries, dynamic + libs, and "
+                  "--enable-single-binary) was not run: building it four ways (~10 min each on "
+                  "2 cores) did not fit; these rows are the demo examples instead")
+
+
+def fig5_allmux(s: Settings) -> list[dict]:
+    work = WORK / "allmux"
+    work.mkdir(parents=True, exist_ok=True)
+    inputs = bench_allmux.allexes()
+    muxed = str(work / "examples.allexe")
+    run([tool("allmux"), *inputs.values(), "-o", muxed, "-f"])
+    mux = static_binary(muxed, str(CACHE))
+    statics = {n: static_binary(path, str(CACHE)) for n, path in inputs.items()}
+    dynamics = {n: bench_allmux.dynamic(n, str(work)) for n in inputs}
+    libraries = bench_allmux.shared_libraries(list(dynamics.values()))
+    static_sum = sum(map(os.path.getsize, statics.values()))
+    dynamic_sum = sum(map(os.path.getsize, [*dynamics.values(), *libraries]))
+    names = ", ".join(inputs)
+    records = [
+        size_record("5 allmux (examples)", "mux static", os.path.getsize(mux),
+                    f"sum of {len(statics)} static", static_sum, goal="≤ 0.20×", goal_max=0.20,
+                    note=COREUTILS_NOTE, commands=(f"allmux {names} | allready", "allready")),
+        size_record("5 allmux (examples)", "mux static", os.path.getsize(mux),
+                    f"{len(dynamics)} dynamic + {len(libraries)} libs", dynamic_sum,
+                    commands=(f"allmux {names} | allready", "zig cc -target x86_64-linux-gnu")),
+    ]
+    name = "wc"  # start-up: one muxed program (through a symlink) against its static binary
+    args = bench_allmux.STARTUP_ARGS[name]
+    static, muxed_run = measure([
+        Command("static", [statics[name], *args], stdin=b""),
+        Command("mux static", [bench_allmux.symlink(mux, str(work / "mux-bin"), name), *args],
+                stdin=b"")], runs=s.runs * 2)
+    print_table(f"fig 5: {name} start-up, muxed vs static", [static, muxed_run],
+                baseline="static")
+    records.append(ratio_record("5 allmux start-up (wc)", muxed_run, static))
+    return records
+
+
+# --- figure 6: allready's throughput, -j1 against -j2 ----------------------------------------
+
+def peak_rss_kib(argv: list[str], env: dict[str, str]) -> int:
+    """Peak resident set (KiB) of the largest process of one run, by GNU time."""
+    proc = subprocess.run(["/usr/bin/time", "-f", "%M", *argv], env=env, check=True,
+                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    return int(re.findall(r"^(\d+)$", proc.stderr, re.M)[-1])
+
+
+def fig6_allready(s: Settings) -> list[dict]:
+    allexes = [os.path.join(DEMO_BUILD, f"{n}.allexe") for n in DEMO_PROGRAMS]
+    allexes += [build_program(p)["allexe"] for p in PROGRAMS if not (s.quick and
+                                                                     p.name == "sqlite3")]
+    commands = []
+    for jobs in ("1", "2"):
+        cache = WORK / f"cache-allready-j{jobs}"
+        commands.append(Command(f"allready -j {jobs}", [tool("allready"), "-j", jobs, *allexes],
+                                env=cache_env(cache),
+                                before=lambda c=cache: shutil.rmtree(c, ignore_errors=True)))
+    print(f"fig 6: allready over {len(allexes)} allexes, cold cache each run", flush=True)
+    j1, j2 = measure(commands, runs=max(2, s.runs // 2), warmup=0)
+    print_table("fig 6: allready -j1 vs -j2", [j1, j2], baseline="allready -j 1")
+    rss = {}
+    for command in commands:
+        command.before()
+        rss[command.label] = peak_rss_kib(command.argv, command.env)
+    note = (f"peak RSS of the largest process: -j1 {rss['allready -j 1'] // 1024} MiB, "
+            f"-j2 {rss['allready -j 2'] // 1024} MiB (/usr/bin/time -f %M)")
+    record = ratio_record("6 allready", j2, j1, goal="speed-up ≥ 1.8× (ratio ≤ 0.56)",
+                          goal_max=1 / 1.8, note=note)
+    record["peak_rss_kib"] = rss
+    return [record]
+
+
+FIGURES = [
+    ("1", "alley cache-hit launch overhead", fig1_launch),
+    ("2", "JIT path vs lli-14", fig2_jit),
+    ("3", "allready vs zig cc / gcc on Debian programs", fig3_programs),
+    ("4", "alltogether+allready vs allready", fig4_alltogether),
+    ("5", "allmux sizes and start-up", fig5_allmux),
+    ("6", "allready -j1 vs -j2", fig6_allready),
+]
