@@ -14,6 +14,8 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from allvm.build.debian import fetch_source
+
 CORPUS_DIR = Path(__file__).resolve().parent
 TEST_TIMEOUT = 600
 
@@ -248,10 +250,13 @@ def make_check(tree: Path, mode: Mode, programs: list[str], args: list[str]) -> 
 class Gzip(Package):
     def build(self, tree, env, log):
         run_step(["./configure", "CC=allcc"], tree, env, log, "configure")
-        run_step(["make"], tree, env, log, "make")
+        run_step(["make", *self.MAKE_ARGS], tree, env, log, "make")
+
+    # The patched sources look newer than the shipped manual: no makeinfo needed for a build.
+    MAKE_ARGS = ["MAKEINFO=true"]
 
     def tests(self, tree, mode):
-        return make_check(tree, mode, self.programs, ["check"])
+        return make_check(tree, mode, self.programs, ["check", *self.MAKE_ARGS])
 
 
 # --- sqlite3 -----------------------------------------------------------------------------
@@ -290,11 +295,19 @@ class Sqlite(Package):
 
 
 class Jq(Package):
+    """jq's regular expressions come from oniguruma (Debian's libonig): built with allcc
+    too, as a static library, so its code is IR in jq's allexe as well."""
+
     def build(self, tree, env, log):
-        if not (tree / "configure").exists():
-            run_step(["autoreconf", "-fi"], tree, env, log, "autoreconf")
+        onig = Path(fetch_source("libonig", str(tree.parent)))
+        prefix = tree.parent / "libonig-install"
+        run_step(["autoreconf", "-f", "-i"], onig, env, log, "autoreconf (libonig)")
+        run_step(["./configure", "CC=allcc", "--disable-shared", f"--prefix={prefix}"], onig,
+                 env, log, "configure (libonig)")
+        run_step(["make", "install"], onig, env, log, "make install (libonig)")
+        run_step(["autoreconf", "-f", "-i"], tree, env, log, "autoreconf")
         run_step(["./configure", "CC=allcc", "--disable-shared", "--disable-docs",
-                  "--disable-maintainer-mode", "--with-oniguruma=builtin"], tree, env, log,
+                  "--disable-maintainer-mode", f"--with-oniguruma={prefix}"], tree, env, log,
                  "configure")
         run_step(["make", "jq"], tree, env, log, "make jq")
 
