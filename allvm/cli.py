@@ -78,9 +78,7 @@ class Tool:
         except KeyboardInterrupt:
             return EXIT_INTERRUPTED
         except BrokenPipeError:
-            # The reader went away (`all-info x | head -1`): not an error worth a message.
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-            return EXIT_ERROR
+            return stdout_closed()
         except SystemExit as e:  # --help / --version
             return e.code if isinstance(e.code, int) else 0
         except Exception as e:  # a bug in allvm-py: still one line, the traceback on request
@@ -88,6 +86,13 @@ class Tool:
                 raise
             self.error(f"internal error: {type(e).__name__}: {e} (set ALLVM_DEBUG=1 for details)")
             return EXIT_ERROR
+
+
+def stdout_closed() -> int:
+    """The reader went away (`all-info x | head -1`): not an error worth a message. Point
+    stdout at /dev/null so Python's final flush does not fail again."""
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    return EXIT_ERROR
 
 
 def version_text() -> str:

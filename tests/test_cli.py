@@ -32,7 +32,11 @@ def test_help(name):
     assert run_tool(name, "-help").stdout == proc.stdout
 
 
-@pytest.mark.parametrize("name", TOOLS)
+# The compiler wrappers hand every other option to clang, as a drop-in CC must.
+COMPILER_WRAPPERS = {"allcc", "allc++"}
+
+
+@pytest.mark.parametrize("name", sorted(set(TOOLS) - COMPILER_WRAPPERS))
 def test_unknown_option_is_one_line(name):
     proc = run_tool(name, "-no-such-option", "x")
     assert proc.returncode != 0
