@@ -4,10 +4,11 @@ The platform is static musl for `*-linux-musl` modules and modules with no tripl
 reference platform), the host glibc for `*-linux-gnu`.
 """
 
+import multiprocessing
 import os
 import re
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor
 
 from allvm.allexe import MAIN_MODULE
 from allvm.cache import CODEGEN_OPT_LEVEL, TARGET_CPU
@@ -73,12 +74,22 @@ def compile_module(bitcode: bytes, name: str) -> tuple[bytes, str]:
 
 
 def in_parallel(function: Callable, jobs: list[tuple]) -> list:
-    """`function(*job)` for every job, in threads when there are several: compiling modules
-    runs inside LLVM, where llvmlite releases the GIL."""
+    """`function(*job)` for every job, in worker processes when there are several.
+
+    Not threads: llvmlite serializes every call into LLVM with one global lock. The workers
+    are forked, so they start at once with allvm imported (no second import of llvmlite).
+    """
     if len(jobs) == 1:
         return [function(*jobs[0])]
-    with ThreadPoolExecutor(max_workers=min(len(jobs), os.cpu_count() or 1)) as pool:
-        return list(pool.map(lambda job: function(*job), jobs))
+    with process_pool(len(jobs)) as pool:
+        return list(pool.map(function, *zip(*jobs, strict=True)))
+
+
+def process_pool(jobs: int, workers: int | None = None) -> ProcessPoolExecutor:
+    """A pool of forked workers, at most one per core (or `workers`) and one per job."""
+    limit = workers or os.cpu_count() or 1
+    return ProcessPoolExecutor(max_workers=min(jobs, limit),
+                               mp_context=multiprocessing.get_context("fork"))
 
 
 def _host_glibc() -> str:

@@ -2,7 +2,7 @@
 
 import os
 import sys
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import as_completed
 
 from allvm.cli import Tool
 from allvm.errors import AllvmError
@@ -45,11 +45,13 @@ class Progress:
 
 
 def run(args) -> int:
+    from allvm.codegen import process_pool
+
     if args.jobs < 1:
         raise AllvmError("-j must be at least 1")
     progress = Progress(len(args.allexes))
     failures = 0
-    with ThreadPoolExecutor(max_workers=args.jobs) as pool:
+    with process_pool(len(args.allexes), args.jobs) as pool:
         futures = {pool.submit(build_one, path): path for path in args.allexes}
         for future in as_completed(futures):
             path = futures[future]
