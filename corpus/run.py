@@ -43,17 +43,17 @@ def build(package, tree: Path, log: Path) -> None:
         return
     log.write_text("")
     package.build(tree, tool_env(), log)
-    missing = [p for p in package.programs if not (tree / p).is_file()]
+    missing = [p for p in package.find_programs(tree) if not (tree / p).is_file()]
     if missing:
         raise BuildError(f"the build made no {', '.join(missing)} (see {log})")
     (tree / BUILT_STAMP).write_text("")
 
 
-def extract(package, tree: Path, allexes: Path, result: dict) -> dict[str, Path]:
+def extract(programs: list[str], tree: Path, allexes: Path, result: dict) -> dict[str, Path]:
     """An allexe per program, made by the wllvm-extract command; failures are recorded."""
     allexes.mkdir(exist_ok=True)
     made, tus, ir_tus = {}, 0, 0
-    for program in package.programs:
+    for program in programs:
         name = os.path.basename(program)
         out = allexes / f"{name}.allexe"
         proc = subprocess.run([str(BIN / "wllvm-extract"), str(tree / program), "-o", str(out),
@@ -72,7 +72,7 @@ def extract(package, tree: Path, allexes: Path, result: dict) -> dict[str, Path]
     return made
 
 
-def prepare_modes(package, tree: Path, work: Path, allexes: dict[str, Path],
+def prepare_modes(programs: list[str], tree: Path, work: Path, allexes: dict[str, Path],
                   result: dict) -> list[Mode]:
     """The native programs, and the allexes for alley's two paths (each with its own cache,
     so the JIT path never finds a static binary)."""
@@ -81,7 +81,7 @@ def prepare_modes(package, tree: Path, work: Path, allexes: dict[str, Path],
         bindir = work / "bin" / name
         bindir.mkdir(parents=True, exist_ok=True)
         env = tool_env()
-        for program in package.programs:
+        for program in programs:
             base = os.path.basename(program)
             link = bindir / base
             if link.is_symlink():
@@ -114,9 +114,12 @@ def run_package(name: str, work_root: Path) -> dict:
         tree = Path(fetch_source(name, str(work_root / "src")))
         say(name, f"building with allcc (log: {work / 'build.log'})")
         build(package, tree, work / "build.log")
-        say(name, f"extracting {len(package.programs)} program(s)")
-        allexes = extract(package, tree, work / "allexes", result)
-        for mode in prepare_modes(package, tree, work, allexes, result):
+        programs = package.find_programs(tree)
+        result["programs"] = len(programs)
+        say(name, f"extracting {len(programs)} program(s)")
+        allexes = extract(programs, tree, work / "allexes", result)
+        say(name, f"{len(allexes)} allexe(s); static binaries for alley's static path")
+        for mode in prepare_modes(programs, tree, work, allexes, result):
             say(name, f"testing: {MODE_TITLES[mode.name]}")
             mode_start = time.monotonic()
             checks = package.tests(tree, mode)
