@@ -101,6 +101,11 @@ def test_configure_style_probes(tmp_path):
     assert not (tmp_path / "bad.o").exists()
     pre = allcc(tmp_path, "-E", "-DVALUE=42", "-", input="int x = VALUE;\n")
     assert pre.returncode == 0 and "int x = 42;" in pre.stdout
+    to_null = allcc(tmp_path, "-c", "conftest.c", "-o", "/dev/null")
+    assert to_null.returncode == 0, to_null.stderr
+    to_null = allcc(tmp_path, "conftest.c", "-o", "/dev/null")
+    assert to_null.returncode == 0, to_null.stderr
+    assert not [f for f in os.listdir("/dev") if f.endswith(".bc")]
     deps = allcc(tmp_path, "-MM", "conftest.c")
     assert deps.stdout.startswith("conftest.o: conftest.c")
     version = allcc(tmp_path, "--version")

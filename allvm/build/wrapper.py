@@ -189,10 +189,17 @@ def default_object(source: Source) -> str:
     return os.path.splitext(os.path.basename(source.path))[0] + ".o"
 
 
+def is_object_file(path: str) -> bool:
+    """Whether an output path will be a file that can carry a section (configure compiles
+    and links to `-o /dev/null` too; nothing is written beside a device)."""
+    return path != "-" and (os.path.isfile(path) or not os.path.exists(path))
+
+
 def compile_only(invocation: Invocation, cxx: bool) -> int:
     """`cc -c a.c b.c [-o x.o]`: one object (and bitcode) per source."""
     sources = [s for s in invocation.inputs if s.compiles]
-    if (invocation.output and len(sources) > 1) or invocation.output == "-":
+    if (invocation.output and len(sources) > 1) or (
+            invocation.output and not is_object_file(invocation.output)):
         return pass_through(invocation.argv, cxx)  # clang's own message / plain output
     for source in sources:
         obj = invocation.output or default_object(source)
@@ -239,6 +246,7 @@ def main(argv: list[str], cxx: bool) -> int:
         return pass_through(argv, cxx)
     if invocation.has("-c"):
         return compile_only(invocation, cxx)
-    if not any(s.compiles for s in invocation.inputs):
+    if not any(s.compiles for s in invocation.inputs) or not is_object_file(
+            invocation.output or "a.out"):
         return pass_through(argv, cxx)  # a link of objects: the sections come along
     return compile_and_link(invocation, cxx)
