@@ -118,6 +118,9 @@ def test_dependency_files_name_the_object_not_the_bitcode(tmp_path):
     assert proc.returncode == 0, proc.stderr
     deps = (tmp_path / "main.d").read_text()
     assert deps.startswith("main.o:") and "twice.h" in deps and ".bc" not in deps
+    proc = allcc(tmp_path, "-Wp,-MD,lib.d", "-c", "lib.c")  # the Linux kernel's spelling
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "lib.d").read_text().startswith("lib.o:")
 
 
 def test_assembly_output_and_sources(tmp_path):

@@ -133,7 +133,7 @@ def _is_link_only(name: str) -> bool:
 
 
 def _is_dependency(name: str) -> bool:
-    return name in _DEPENDENCY or name.startswith(("-MF", "-MT", "-MQ"))
+    return name in _DEPENDENCY or name.startswith(("-MF", "-MT", "-MQ", "-Wp,-MD", "-Wp,-MMD"))
 
 
 def target() -> str:
