@@ -31,7 +31,7 @@ _WITH_VALUE = {
     "-iprefix", "-iwithprefix", "-iwithprefixbefore", "-isysroot", "--sysroot", "-MF", "-MT",
     "-MQ", "-L", "-l", "-Xlinker", "-Xassembler", "-Xpreprocessor", "-Xclang", "-target",
     "--target", "-T", "-u", "-z", "-e", "-arch", "-mllvm", "-aux-info", "-dumpbase",
-    "-dumpdir", "-imultilib", "-std-default",
+    "-dumpdir", "-imultilib",
 }
 # Options that stop the compiler before an object exists: nothing to add.
 _NO_OBJECT = {"-E", "-M", "-MM", "-S", "-fsyntax-only", "-emit-llvm", "-###", "-v", "--version",
