@@ -87,6 +87,10 @@ def test_default_target_is_static_musl_and_gnu_by_variable(tmp_path):
     assert b"-gnu" in (tmp_path / ".gnu.main.o.bc").read_bytes()
     assert subprocess.run([tmp_path / "gnu"], capture_output=True, text=True).stdout \
         == "twice=2\n"
+    for name in ("musl", "gnu"):  # either way the extracted allexe runs under alley
+        assert run_tool("wllvm-extract", tmp_path / name).returncode == 0
+        run = run_tool("alley", tmp_path / f"{name}.allexe", "x")
+        assert (run.returncode, run.stdout) == (0, "twice=4\n"), run.stderr
 
 
 def test_configure_style_probes(tmp_path):
