@@ -339,7 +339,7 @@ class Jq(Package):
 
 class Coreutils(Package):
     """All of src/'s programs. `make check` is long (hundreds of shell tests, each running
-    programs many times); the corpus runs the tests listed in COREUTILS_TESTS."""
+    programs many times); the corpus runs the tests listed in corpus/coreutils_tests.txt."""
 
     def build(self, tree, env, log):
         run_step(["./configure", "CC=allcc", "--enable-install-program=arch", "--disable-nls",
