@@ -174,7 +174,7 @@ class Cache:
 
         tmp = None
         try:
-            fd, tmp = tempfile.mkstemp(prefix=f"{os.getpid()}-", dir=self._scratch())
+            fd, tmp = self._in_scratch(tempfile.mkstemp)
             with open(fd, "wb") as f:
                 f.write(seal(data, tag))
             os.chmod(tmp, 0o755 if executable else 0o644)
@@ -188,6 +188,16 @@ class Cache:
         finally:
             self._drop_scratch()
 
+    def _in_scratch(self, make):
+        """`make` (mkstemp or mkdtemp) a name in the scratch directory; retried when a
+        concurrent run removed the directory (once empty) between its creation and our use."""
+        for attempt in range(5):
+            try:
+                return make(prefix=f"{os.getpid()}-", dir=self._scratch())
+            except FileNotFoundError:
+                if attempt == 4:
+                    raise
+
     def make_workdir(self) -> str:
         """A private scratch directory for one build, inside the cache when it is usable.
 
@@ -198,7 +208,7 @@ class Cache:
 
         if not self.problem:
             try:
-                return tempfile.mkdtemp(prefix=f"{os.getpid()}-", dir=self._scratch())
+                return self._in_scratch(tempfile.mkdtemp)
             except OSError as e:
                 self._refused(e)
         return tempfile.mkdtemp(prefix="allvm-")

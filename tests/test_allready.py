@@ -8,10 +8,10 @@ def test_builds_each_and_reports_failures(tmp_path, hello_c, isolated_cache):
     bad = tmp_path / "bad.allexe"
     bad.write_bytes(b"not an allexe")
     proc = run_tool("allready", good[0], bad, good[1], good[2], "-j", "2")
-    assert proc.returncode == 1
+    assert proc.returncode == 1, proc.stderr
+    assert proc.stderr == f"allready: Could not open '{bad}': empty or invalid allexe\n"
     assert sorted(proc.stdout.splitlines()) == sorted(
         f"Successfully cached static binary for '{p}'." for p in good)
-    assert proc.stderr == f"allready: Could not open '{bad}': empty or invalid allexe\n"
     assert len(list((isolated_cache / "static_binaries").iterdir())) == 3
     for i, allexe in enumerate(good):
         assert run_tool("alley", allexe).stdout == f"hello, p{i}\n"

@@ -147,3 +147,24 @@ def test_concurrent_cold_runs(two_modules, isolated_cache):
         procs = list(pool.map(lambda i: run_tool("allready", two_modules), range(4)))
     assert all(p.returncode == 0 for p in procs)
     assert len(entries(isolated_cache, "static_binaries")) == 1
+
+
+def _put_many(root: str, worker: int) -> int:
+    from allvm.cache import Cache
+
+    cache = Cache(root)
+    cache.ensure_dirs()
+    stored = 0
+    for i in range(150):
+        stored += cache.put(cache.object_path(f"k{worker}-{i}"), b"x" * 100)
+        cache.remove_workdir(cache.make_workdir())  # empties, then removes, the scratch dir
+    return stored
+
+
+def test_concurrent_puts_survive_the_scratch_directory_coming_and_going(isolated_cache):
+    import multiprocessing
+
+    with multiprocessing.get_context("fork").Pool(4) as pool:
+        stored = pool.starmap(_put_many, [(str(isolated_cache), w) for w in range(4)])
+    assert stored == [150] * 4
+    assert sorted(p.name for p in isolated_cache.iterdir()) == ["objects", "static_binaries"]
