@@ -58,10 +58,11 @@ def run(args) -> int:
             progress.step(path)
             try:
                 future.result()
-            except AllvmError as e:
+            except Exception as e:  # one allexe's failure (even a crashed worker) is its own
                 failures += 1
                 progress.clear()
-                tool.error(str(e))
+                tool.error(str(e) if isinstance(e, AllvmError)
+                           else f"{path}: internal error: {type(e).__name__}: {e}")
             else:
                 progress.clear()
                 print(f"Successfully cached static binary for '{path}'.", flush=True)
