@@ -140,7 +140,7 @@ def run(allexe_path: str, args: list[str], *, force_static: bool = False,
     """
     allexe = Allexe.open(allexe_path)
     if policy:  # an allvm.policy.Policy: checked on the IR before any of its code runs
-        policy.check(allexe)
+        policy.check(allexe, args)
     cache = Cache()
     if not force_static and jit != "exec":
         from allvm import jit as inprocess

@@ -27,10 +27,13 @@ def module_symbols(module) -> tuple[set[str], set[str]]:
     return defined, declared
 
 
-def program_imports(allexe: Allexe) -> dict[str, list[str]]:
-    """{external symbol: names of the modules that reference it}, sorted by symbol."""
+def program_imports(allexe: Allexe, only: set[str] | None = None) -> dict[str, list[str]]:
+    """{external symbol: names of the modules that reference it}, sorted by symbol; over the
+    modules named in `only` when given (one program of a muxed allexe)."""
     defined, referenced_by = set(), {}
     for entry in allexe.modules:
+        if only is not None and entry.name not in only:
+            continue
         module = parse_module(allexe.read_module(entry), entry.name,
                               context=llvm().create_context())
         if entry.name == MAIN_MODULE:

@@ -132,5 +132,9 @@ def symbol_name(ref: str) -> str:
     """`@f` or `@"a \\22quoted\\22 name"` as printed in IR → the symbol's name."""
     if not ref.startswith('@"'):
         return ref[1:]
-    raw = re.sub(rb"\\([0-9A-Fa-f]{2})", lambda m: bytes([int(m[1], 16)]), ref[2:-1].encode())
-    return raw.decode("utf-8", "replace")
+    return unescape(ref[2:-1]).decode("utf-8", "replace")
+
+
+def unescape(text: str) -> bytes:
+    """The bytes of a quoted IR name or `c"..."` string body (LLVM escapes as `\\XX`)."""
+    return re.sub(rb"\\([0-9A-Fa-f]{2})", lambda m: bytes([int(m[1], 16)]), text.encode())

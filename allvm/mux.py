@@ -12,17 +12,21 @@ unique external names the dispatcher can call.
 """
 
 import os
+import re
 from dataclasses import dataclass, field
 from hashlib import blake2b
 
 from allvm.allexe import MAIN_MODULE, Allexe
 from allvm.codegen import DEFAULT_TRIPLE, is_gnu
 from allvm.errors import AllvmError
-from allvm.ir import find_function, ir_symbol, llvm, parse_module
+from allvm.ir import find_function, ir_symbol, llvm, parse_module, unescape
 from allvm.link import internalize
 from allvm.structors import CTORS, DTORS, disable_tables, export_structors, find_table
 
 ALLEXE_SUFFIX = ".allexe"
+# In the dispatcher, a string naming each program's modules: `name\tmodule module...\n`, so a
+# deny policy can check only the program argv[0] selects (allvm.policy).
+MANIFEST = "allmux.manifest"
 EXIT_UNKNOWN_PROGRAM = 127  # what a shell returns for a command it cannot find
 # What a ctor/dtor or main may take: glibc passes (argc, argv, envp) to constructors too.
 _START_ARGS = (("i32", "%argc"), ("ptr", "%argv"), ("ptr", "%envp"))
@@ -196,6 +200,27 @@ def _string_global(name: str, text: str) -> str:
     return f"{ir_symbol(name)} = private unnamed_addr constant [{size} x i8] {literal}"
 
 
+def read_manifest(allexe: Allexe) -> dict[str, list[str]] | None:
+    """{program name: its module entry names} of a muxed allexe; None for any other."""
+    module = parse_module(allexe.read_module(allexe.main), MAIN_MODULE)
+    variable = next((g for g in module.global_variables if g.name == MANIFEST), None)
+    literal = re.search(r'c"([^"]*)"', str(variable)) if variable is not None else None
+    if literal is None:
+        return None
+    text = unescape(literal[1]).rstrip(b"\0").decode("utf-8", "replace")
+    return {name: modules.split() for name, _, modules in
+            (line.partition("\t") for line in text.splitlines())}
+
+
+def selected_program(programs: dict[str, list[str]], argv0: str, args: list[str]) -> str | None:
+    """The program the dispatcher will run: by basename(argv[0]), else busybox-style by the
+    first argument; None when it will run none (unknown name)."""
+    name = os.path.basename(argv0)
+    if name in programs:
+        return name
+    return args[0] if args and args[0] in programs else None
+
+
 def dispatcher_ir(programs: list[Program], triple: str, datalayout: str) -> str:
     """The textual IR of the generated `main.bc`."""
     available = " ".join(p.name for p in programs).replace("%", "%%")
@@ -206,6 +231,8 @@ def dispatcher_ir(programs: list[Program], triple: str, datalayout: str) -> str:
         _string_global("allmux.unknown",
                        f"%s: unknown program name; available programs: {available}\n"),
         *(_string_global(f"allmux.name.{i}", p.name) for i, p in enumerate(programs)),
+        _string_global(MANIFEST, "".join(
+            f"{p.name}\t{' '.join(m.entry_name for m in p.modules)}\n" for p in programs)),
         "declare i32 @strcmp(ptr, ptr)",
         "declare ptr @strrchr(ptr, i32)",
         "declare i32 @atexit(ptr)",

@@ -8,9 +8,9 @@ separated by white space or commas; `#` starts a comment.
 The check reads the program's IR (allvm.imports) before any of its code runs, on every path.
 `syscall` is in the exec and net groups because it reaches both without naming either.
 
-Muxed allexes (allmux) are checked over all their programs together: a program is refused if
-any program of the mux may use a denied function. Narrowing that to the one program argv[0]
-selects needs reachability from its `main_<name>` through the modules; not done yet.
+A muxed allexe (allmux) is checked for the one program that argv[0] (or, busybox-style, the
+first argument) selects: its modules, from the manifest the mux's dispatcher carries, and the
+dispatcher itself. After alltogether a mux is one module, checked as a whole.
 """
 
 import os
@@ -42,11 +42,22 @@ class Policy:
     def __bool__(self) -> bool:
         return bool(self.denied)
 
-    def check(self, allexe: Allexe) -> None:
-        """Refuse the program if it references a denied function; name it and the module."""
-        from allvm.imports import program_imports
+    def check(self, allexe: Allexe, args: list[str]) -> None:
+        """Refuse the program if it references a denied function; name it and the module.
 
-        for name, modules in program_imports(allexe).items():
+        For a muxed allexe, the program is the one the dispatcher will select for argv[0]
+        (the allexe path, as alley passes it) and `args`: its own modules and the dispatcher.
+        """
+        from allvm.allexe import MAIN_MODULE
+        from allvm.imports import program_imports
+        from allvm.mux import read_manifest, selected_program
+
+        only = None
+        programs = read_manifest(allexe)
+        if programs is not None:
+            selected = selected_program(programs, allexe.path, args)
+            only = {MAIN_MODULE, *programs.get(selected, [])}
+        for name, modules in program_imports(allexe, only).items():
             if name in self.denied:
                 word = self.denied[name]
                 why = f" (denied group '{word}')" if word != name else ""

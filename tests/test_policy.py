@@ -127,16 +127,25 @@ def test_static_path_is_checked_too(programs, tmp_path):
     assert "llvmlite" not in proc.stderr
 
 
-def test_muxed_allexe_is_checked(programs, tmp_path):
-    """Muxed allexes are checked over all their programs (conservative; see allvm/policy.py)."""
-    if not os.access(tool_path("allmux"), os.X_OK):
-        pytest.skip("allmux is not installed")
+def test_muxed_allexe_is_checked_per_selected_program(programs, tmp_path):
+    """Only the program argv[0] (or busybox-style, the first argument) selects is checked."""
     mux = tmp_path / "mux.allexe"
     proc = run_tool("allmux", programs["system"], programs["safe"], "-o", mux)
     assert proc.returncode == 0, proc.stderr
-    link = tmp_path / "safe"
-    link.symlink_to(mux)
-    proc = run_alley("-deny=exec", link)
-    assert proc.returncode == 1 and "'system'" in proc.stderr
-    proc = run_alley("-deny=net", link)
+    safe, system = tmp_path / "safe", tmp_path / "system"
+    safe.symlink_to(mux)
+    system.symlink_to(mux)
+    proc = run_alley("-deny=exec", safe)
     assert (proc.returncode, proc.stdout) == (0, "safe\n"), proc.stderr
+    proc = run_alley("-deny=exec", system)
+    assert proc.returncode == 1 and "'system'" in proc.stderr and proc.stdout == ""
+    proc = run_alley("-deny=exec", mux, "safe")
+    assert (proc.returncode, proc.stdout) == (0, "safe\n"), proc.stderr
+    proc = run_alley("-deny=exec", mux, "system")
+    assert proc.returncode == 1 and "'system'" in proc.stderr
+    # Merged into one module by alltogether, the mux is checked as a whole.
+    merged = tmp_path / "merged.allexe"
+    assert run_tool("alltogether", mux, "-o", merged, "-q").returncode == 0
+    (tmp_path / "merged-safe").symlink_to(merged)
+    proc = run_alley("-deny=exec", tmp_path / "merged-safe", "safe")
+    assert proc.returncode == 1 and "'system'" in proc.stderr
