@@ -25,6 +25,7 @@ from allvm.allexe import Allexe, ModuleEntry
 from allvm.cache import CODEGEN_OPT_LEVEL, TARGET_CPU, Cache, object_key
 from allvm.codegen import DEFAULT_TRIPLE, in_parallel, is_gnu
 from allvm.errors import AllvmError
+from allvm.imports import module_symbols
 from allvm.ir import llvm, parse_module
 from allvm.structors import CTORS, DTORS, export_structors
 
@@ -80,19 +81,6 @@ def inprocess_object_key(allexe: Allexe, entry: ModuleEntry) -> str:
     return object_key(allexe, entry).removesuffix(".o") + "-inprocess.o"
 
 
-def _symbols(module) -> tuple[list[str], list[str]]:
-    """(external definitions, external references) of a module, intrinsics left out."""
-    defined, undefined = [], []
-    for value in [*module.functions, *module.global_variables]:
-        if value.name.startswith("llvm."):
-            continue
-        if value.is_declaration:
-            undefined.append(value.name)
-        elif value.linkage.name not in ("internal", "private"):
-            defined.append(value.name)
-    return defined, undefined
-
-
 def _target_machine(triple: str):
     binding = llvm()
     # Position-independent code: the JIT's memory may be far from glibc, so external data is
@@ -109,7 +97,7 @@ def compile_for_jit(bitcode: bytes, name: str, prefix: str) -> tuple[bytes, dict
     module.triple = triple
     tables = export_structors(module, f"__allvm.{prefix}")
     ctors, dtors = tables[CTORS], tables[DTORS]
-    defined, undefined = _symbols(module)
+    defined, undefined = map(sorted, module_symbols(module))
     info = {"triple": triple, "ctors": ctors, "dtors": dtors, "defined": defined,
             "undefined": undefined}
     return _target_machine(triple).emit_object(module), info
