@@ -95,8 +95,11 @@ class Build:
             triples[i] = triple
             if not (self.cache_objects and self.cache.put(paths[i], obj, tag=triple.encode())):
                 paths[i] = os.path.join(self.workdir, f"{i}.o")
-                with open(paths[i], "wb") as f:
-                    f.write(obj)
+                try:
+                    with open(paths[i], "wb") as f:
+                        f.write(obj)
+                except OSError as e:  # e.g. the disk filled up since the cache was checked
+                    raise AllvmError(f"could not write '{paths[i]}': {e.strerror}") from None
 
     def link(self) -> str:
         """Link every module into one executable in the work directory; returns its path."""
@@ -127,8 +130,8 @@ def _copy_to_memory(path: str) -> str:
     """A path to an anonymous in-memory copy of `path`, which is about to be deleted: no
     executable is left behind in any directory, and the copy vanishes with the program."""
     fd = os.memfd_create("allvm-program", os.MFD_CLOEXEC)
-    with open(path, "rb") as f:
-        os.write(fd, f.read())
+    with open(path, "rb") as source, open(fd, "wb", closefd=False) as copy:
+        copy.write(source.read())
     return f"/proc/self/fd/{fd}"
 
 
