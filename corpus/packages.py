@@ -18,6 +18,7 @@ from allvm.build.debian import fetch_source
 
 CORPUS_DIR = Path(__file__).resolve().parent
 TEST_TIMEOUT = 600
+MAKE_CHECK_TIMEOUT = 3 * 3600
 
 
 @dataclass
@@ -242,7 +243,7 @@ def parse_automake_summary(text: str) -> dict[str, int]:
 def make_check(tree: Path, mode: Mode, programs: list[str], args: list[str]) -> list[Check]:
     """Run the package's `make check` against the mode's programs; one check per test."""
     with programs_in_tree(tree, programs, mode):
-        proc = mode.run(["make", *args], cwd=tree, text=True)
+        proc = mode.run(["make", *args], cwd=tree, text=True, timeout=MAKE_CHECK_TIMEOUT)
     # automake may print a failing test's line twice: one result per test name.
     results = dict((name, kind) for kind, name in
                    re.findall(r"^(PASS|FAIL|XFAIL|XPASS|ERROR|SKIP): (\S+)", proc.stdout, re.M))
@@ -348,10 +349,11 @@ class Coreutils(Package):
         run_step(["make", *Gzip.MAKE_ARGS], tree, env, log, "make")
 
     def find_programs(self, tree):
-        """Every executable ELF file that `make` built in src/ (build helpers excluded)."""
-        helpers = {"make-prime-list"}
+        """Every executable ELF file that `make` built in src/: not the build helper, not
+        stdbuf's preload library, not a native program set aside while a mode runs."""
         return sorted(f"src/{p.name}" for p in (tree / "src").iterdir()
-                      if p.is_file() and os.access(p, os.X_OK) and p.name not in helpers
+                      if p.is_file() and os.access(p, os.X_OK) and p.name != "make-prime-list"
+                      and not p.name.endswith((".so", ".native"))
                       and p.read_bytes()[:4] == b"\x7fELF")
 
     def tests(self, tree, mode):

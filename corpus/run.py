@@ -91,6 +91,13 @@ def prepare_modes(programs: list[str], tree: Path, work: Path, allexes: dict[str
                 link.symlink_to(target)
         if name != "native":
             env["ALLVM_CACHE_DIR"] = str(work / f"cache-{name}")
+        if name == "jit":  # compile every module once, as allready does for the static path
+            for allexe in allexes.values():
+                proc = subprocess.run([str(BIN / "alley"), "-noexec", str(allexe)], env=env,
+                                      capture_output=True, text=True)
+                if proc.returncode != 0:
+                    result["failures"].append(f"alley -noexec {allexe.name}: "
+                                              f"{proc.stderr.strip()[-300:]}")
         if name == "static":
             proc = subprocess.run([str(BIN / "allready"), *map(str, allexes.values())],
                                   env=env, capture_output=True, text=True)
