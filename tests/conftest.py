@@ -10,6 +10,8 @@ import pytest
 from allvm.toolchain import MUSL_TARGET, zig_command, zig_env
 
 BIN = Path(sys.executable).parent
+# A C program that reports what the platform gives it (SPEC §4), one check per argv[1].
+PROBE = Path(__file__).parent / "data" / "platform_probe.c"
 
 
 def tool_path(name: str) -> str:
@@ -45,6 +47,24 @@ def build_allexe(tmp_path: Path, name: str, main_c: str, *libs_c: str,
     out = tmp_path / f"{name}.allexe"
     proc = run_tool("bc2allvm", main_bc, *lib_bcs, "-o", out)
     assert proc.returncode == 0, proc.stderr
+    return out
+
+
+def probe_allexe(directory: Path, target: str = MUSL_TARGET) -> Path:
+    """The platform probe as an allexe for `target`."""
+    out = directory / "probe.allexe"
+    proc = run_tool("bc2allvm", compile_c(PROBE, directory / "probe.bc", target=target), "-o", out)
+    assert proc.returncode == 0, proc.stderr
+    return out
+
+
+def native_probe(directory: Path, target: str = MUSL_TARGET) -> Path:
+    """The probe as a plain native program: static for musl, dynamic for glibc, as the
+    platform links it. The behaviour alley must match."""
+    out = directory / "probe"
+    static = [] if "gnu" in target else ["-static"]
+    subprocess.run(zig_command("cc", "-target", target, *static, "-O2", str(PROBE), "-o", str(out)),
+                   env=zig_env(), check=True, capture_output=True)
     return out
 
 

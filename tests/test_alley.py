@@ -5,32 +5,20 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import compile_c, run_tool, tool_path
+from conftest import PROBE, compile_c, native_probe, probe_allexe, run_tool, tool_path
 
-from allvm.toolchain import MUSL_TARGET, zig_command, zig_env
-
-PROBE = Path(__file__).parent / "data" / "platform_probe.c"
 CTORS = "ctor 101\nctor 102\nctor default\n"
 DTORS = "atexit\ndtor\n"
 
 
 @pytest.fixture(scope="module")
 def probe(tmp_path_factory) -> Path:
-    """The platform probe as an allexe (compiled once for the module)."""
-    tmp = tmp_path_factory.mktemp("probe")
-    bc = compile_c(PROBE, tmp / "probe.bc")
-    out = tmp / "probe.allexe"
-    assert run_tool("bc2allvm", bc, "-o", out).returncode == 0
-    return out
+    return probe_allexe(tmp_path_factory.mktemp("probe"))
 
 
 @pytest.fixture(scope="module")
-def native_probe(tmp_path_factory) -> Path:
-    """The same program as a plain static musl binary: the behaviour to match."""
-    out = tmp_path_factory.mktemp("native") / "probe"
-    subprocess.run(zig_command("cc", "-target", MUSL_TARGET, "-static", "-O2", str(PROBE),
-                               "-o", str(out)), env=zig_env(), check=True)
-    return out
+def native(tmp_path_factory) -> Path:
+    return native_probe(tmp_path_factory.mktemp("native"))
 
 
 def alley(*args, **kwargs) -> subprocess.CompletedProcess:
@@ -38,8 +26,8 @@ def alley(*args, **kwargs) -> subprocess.CompletedProcess:
 
 
 @pytest.mark.parametrize("mode", ["args", "layout", "dl", "nullptr", "dso", "signals"])
-def test_behaves_like_a_static_musl_binary(probe, native_probe, mode):
-    native = subprocess.run([str(native_probe), mode], capture_output=True, text=True)
+def test_behaves_like_a_static_musl_binary(probe, native, mode):
+    native_run = subprocess.run([str(native), mode], capture_output=True, text=True)
     jit = alley(probe, mode)
     cached = alley(probe, mode)  # objects now cached
     assert run_tool("allready", probe).returncode == 0
@@ -47,8 +35,8 @@ def test_behaves_like_a_static_musl_binary(probe, native_probe, mode):
     for proc in (jit, cached, static):
         assert (proc.returncode, proc.stderr) == (0, "")
         # argv[0] differs (the allexe path vs the binary); everything else is the same.
-        assert proc.stdout.replace(str(probe), "ARGV0") == native.stdout.replace(
-            str(native_probe), "ARGV0")
+        assert proc.stdout.replace(str(probe), "ARGV0") == native_run.stdout.replace(
+            str(native), "ARGV0")
 
 
 def test_musl_platform_facts(probe):

@@ -8,11 +8,10 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import build_allexe, compile_c, run_tool, tool_path
+from conftest import build_allexe, native_probe, probe_allexe, run_tool, tool_path
 
-from allvm.toolchain import GNU_TARGET, zig_command, zig_env
+from allvm.toolchain import GNU_TARGET
 
-PROBE = Path(__file__).parent / "data" / "platform_probe.c"
 CTORS = "ctor 101\nctor 102\nctor default\n"
 DTORS = "atexit\ndtor\n"
 
@@ -67,20 +66,12 @@ def alley(*args, **kwargs) -> subprocess.CompletedProcess:
 
 @pytest.fixture(scope="module")
 def gnu_probe(tmp_path_factory) -> Path:
-    tmp = tmp_path_factory.mktemp("gnu-probe")
-    bc = compile_c(PROBE, tmp / "probe.bc", target=GNU_TARGET)
-    out = tmp / "probe.allexe"
-    assert run_tool("bc2allvm", bc, "-o", out).returncode == 0
-    return out
+    return probe_allexe(tmp_path_factory.mktemp("gnu-probe"), GNU_TARGET)
 
 
 @pytest.fixture(scope="module")
 def native_gnu_probe(tmp_path_factory) -> Path:
-    """The probe as a plain dynamically linked glibc binary: the behaviour to match."""
-    out = tmp_path_factory.mktemp("native-gnu") / "probe"
-    subprocess.run(zig_command("cc", "-target", GNU_TARGET, "-O2", str(PROBE), "-o", str(out)),
-                   env=zig_env(), check=True, capture_output=True)
-    return out
+    return native_probe(tmp_path_factory.mktemp("native-gnu"), GNU_TARGET)
 
 
 @pytest.fixture(scope="module")
