@@ -4,11 +4,9 @@ The platform is static musl for `*-linux-musl` modules and modules with no tripl
 reference platform), the host glibc for `*-linux-gnu`.
 """
 
-import multiprocessing
 import os
 import re
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
 
 from allvm.allexe import MAIN_MODULE
 from allvm.cache import CODEGEN_OPT_LEVEL, TARGET_CPU
@@ -85,8 +83,12 @@ def in_parallel(function: Callable, jobs: list[tuple]) -> list:
         return list(pool.map(function, *zip(*jobs, strict=True)))
 
 
-def process_pool(jobs: int, workers: int | None = None) -> ProcessPoolExecutor:
-    """A pool of forked workers, at most one per core (or `workers`) and one per job."""
+def process_pool(jobs: int, workers: int | None = None):
+    """A ProcessPoolExecutor of forked workers, at most one per core (or `workers`) and one per
+    job. (Imported here: multiprocessing costs alley's warm JIT path several ms to import.)"""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
     limit = workers or os.cpu_count() or 1
     return ProcessPoolExecutor(max_workers=min(jobs, limit),
                                mp_context=multiprocessing.get_context("fork"))

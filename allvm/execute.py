@@ -136,19 +136,21 @@ def _copy_to_memory(path: str) -> str:
 
 
 def run(allexe_path: str, args: list[str], *, force_static: bool = False,
-        noexec: bool = False, jit: str | None = None, policy=None) -> None:
+        noexec: bool = False, jit: str = "exec", policy=None) -> None:
     """alley's slow path: build what is missing, then exec (or, with noexec, report).
 
-    `jit` is "inprocess", "exec" or None (the default); see allvm.jit.runs_inprocess.
+    `jit="inprocess"` runs a gnu allexe inside this process (allvm.jit). The exec path is the
+    default: measured by bench/bench_alley.py (README, "The in-process JIT"), with objects
+    cached it starts sooner (no llvmlite import; zig's link of cached objects is a cache hit).
     """
     allexe = Allexe.open(allexe_path)
     if policy:  # an allvm.policy.Policy: checked on the IR before any of its code runs
         policy.check(allexe, args)
     cache = Cache()
-    if not force_static and jit != "exec":
+    if jit == "inprocess" and not force_static:
         from allvm import jit as inprocess
 
-        if inprocess.runs_inprocess(allexe, cache, jit):
+        if inprocess.runs_inprocess(allexe, cache):
             inprocess.run_inprocess(allexe, args, original_environ(), noexec=noexec)
             return
     if force_static and cache.ensure_dirs():

@@ -29,9 +29,6 @@ from allvm.imports import module_symbols
 from allvm.ir import llvm, parse_module
 from allvm.structors import CTORS, DTORS, export_structors
 
-# Measured by bench/bench_alley.py (README, "The in-process JIT"): with objects cached, the
-# exec path starts sooner (no llvmlite import; zig's link of cached objects is a cache hit).
-INPROCESS_BY_DEFAULT = False
 # The host libraries a gnu program is linked against on the exec path (`-lm`, and the compiler
 # runtime's helpers, which libgcc_s provides here). Symbols resolve in this order.
 HOST_LIBRARIES = ("libc.so.6", "libm.so.6", "libgcc_s.so.1")
@@ -277,12 +274,9 @@ def main_triple(allexe: Allexe, cache: Cache) -> str:
     return parse_module(allexe.read_module(main), main.name).triple or DEFAULT_TRIPLE
 
 
-def runs_inprocess(allexe: Allexe, cache: Cache, requested: str | None) -> bool:
-    """Whether the JIT path runs this allexe in-process: gnu allexes on request
-    (`-jit=inprocess`) or when INPROCESS_BY_DEFAULT; musl allexes never (their platform is
-    static musl, not this process's glibc)."""
-    if requested == "exec" or (requested is None and not INPROCESS_BY_DEFAULT):
-        return False
+def runs_inprocess(allexe: Allexe, cache: Cache) -> bool:
+    """Whether `-jit=inprocess` can run this allexe in-process: gnu allexes only (a musl
+    allexe's platform is static musl, not this process's glibc)."""
     return is_gnu(main_triple(allexe, cache))
 
 

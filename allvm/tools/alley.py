@@ -36,9 +36,9 @@ def _slow_main() -> int:
                 help="do all the work (load, compile, resolve symbols) but run nothing")
     tool.option("force-static", dest="force_static", action="store_true",
                 help="build the cached static binary if missing, then run it")
-    tool.option("jit", choices=("inprocess", "exec"), default=None,
+    tool.option("jit", choices=("exec", "inprocess"), default="exec",
                 help="how the JIT path runs a *-linux-gnu program: linked and exec'd (the "
-                     "default; always for musl) or inside alley's process")
+                     "default, and always for musl) or inside alley's process")
     tool.option("deny", action="append", default=[], metavar="NAME,...",
                 help="refuse to run a program that references one of these functions or "
                      "groups (exec, net, dl); also from -policy FILE and $ALLVM_POLICY")
