@@ -191,11 +191,11 @@ class Cache:
     def _in_scratch(self, make):
         """`make` (mkstemp or mkdtemp) a name in the scratch directory; retried when a
         concurrent run removed the directory (once empty) between its creation and our use."""
-        for attempt in range(5):
+        for attempt in range(_SCRATCH_ATTEMPTS):
             try:
                 return make(prefix=f"{os.getpid()}-", dir=self._scratch())
-            except FileNotFoundError:
-                if attempt == 4:
+            except (FileNotFoundError, FileExistsError):  # (makedirs' own check can race too)
+                if attempt == _SCRATCH_ATTEMPTS - 1:
                     raise
 
     def make_workdir(self) -> str:
@@ -239,6 +239,11 @@ class Cache:
             os.rmdir(os.path.join(self.root, "tmp"))
         except OSError:
             pass
+
+
+# An attempt loses only when another run empties and removes the directory in the moment
+# between our makedirs and our create (or inside makedirs itself).
+_SCRATCH_ATTEMPTS = 100
 
 
 def _remove(path: str) -> None:
