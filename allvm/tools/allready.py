@@ -44,6 +44,13 @@ class Progress:
             sys.stderr.write("\r\033[K")
 
 
+def _size(path: str) -> int:
+    try:
+        return os.path.getsize(path)
+    except OSError:
+        return 0  # reported by its build
+
+
 def run(args) -> int:
     from allvm.codegen import process_pool
 
@@ -52,7 +59,9 @@ def run(args) -> int:
     progress = Progress(len(args.allexes))
     failures = 0
     with process_pool(len(args.allexes), args.jobs) as pool:
-        futures = {pool.submit(build_one, path): path for path in args.allexes}
+        # Largest first: one big program started last would finish alone, long after the rest.
+        futures = {pool.submit(build_one, path): path
+                   for path in sorted(args.allexes, key=_size, reverse=True)}
         for future in as_completed(futures):
             path = futures[future]
             progress.step(path)
