@@ -31,3 +31,14 @@ def test_unresolved_symbol_fails_that_allexe(tmp_path):
     assert proc.returncode == 1
     assert proc.stderr == ("allready: Program used external function 'missing' which could not "
                            "be resolved!\n")
+
+
+def test_largest_allexe_is_built_first(tmp_path, hello_c):
+    """A big program started last would finish alone, long after the rest: start it first."""
+    small = build_allexe(tmp_path, "small", hello_c)
+    body = "".join(f"int f{i}(int x) {{ return x * {i} + {i * 7}; }}\n" for i in range(400))
+    big = build_allexe(tmp_path, "big", body + "int main(void) { return f1(0) - 7; }\n")
+    assert big.stat().st_size > small.stat().st_size
+    proc = run_tool("allready", "-j", "1", small, big)
+    assert proc.stdout.splitlines() == [f"Successfully cached static binary for '{p}'."
+                                        for p in (big, small)]
