@@ -239,10 +239,11 @@ def pack_allexe(modules: list[tuple[str, bytes]]) -> bytes:
 
     if not modules or modules[0][0] != MAIN_MODULE:
         raise AllvmError(f"the first module of an allexe must be '{MAIN_MODULE}'")
-    names = [name for name, _ in modules]
-    duplicates = sorted({n for n in names if names.count(n) > 1})
-    if duplicates:
-        raise AllvmError(f"duplicate module name '{duplicates[0]}'")
+    seen: set[str] = set()
+    for name, _ in modules:
+        if name in seen:
+            raise AllvmError(f"duplicate module name '{name}'")
+        seen.add(name)
     buf = io.BytesIO()
     buf.write(f"#!{alley_path()}\n".encode())
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:

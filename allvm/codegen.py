@@ -53,22 +53,24 @@ def structors_to_init_array(module, context):
 
 def compile_module(bitcode: bytes, name: str) -> tuple[bytes, str]:
     """One module's native object, and the target triple it was compiled for."""
-    binding = llvm()
-    # Each call gets its own LLVM context so several modules compile at once in threads
-    # (llvmlite releases the GIL inside LLVM).
-    context = binding.create_context()
+    # Its own LLVM context: the module, and all it interned, go when the call returns.
+    context = llvm().create_context()
     module = structors_to_init_array(parse_module(bitcode, name, context=context), context)
     if name == MAIN_MODULE:
         check_main(module, name)
     triple = module.triple or DEFAULT_TRIPLE
     module.triple = triple
-    target = native_target(triple, name)
-    machine = target.create_target_machine(
-        cpu=TARGET_CPU, opt=CODEGEN_OPT_LEVEL, codemodel="default",
-        # musl programs link statically (no PIE); glibc ones as position-independent executables.
-        reloc="pic" if is_gnu(triple) else "static",
-    )
+    # musl programs link statically (no PIE); glibc ones as position-independent executables.
+    machine = target_machine(triple, name, reloc="pic" if is_gnu(triple) else "static")
     return machine.emit_object(module), triple
+
+
+def target_machine(triple: str, name: str, *, reloc: str = "default",
+                   codemodel: str = "default"):
+    """A target machine for `triple` with the platform's CPU and optimization level: the one
+    place that decides what code is generated (and what CODEGEN_ID describes)."""
+    return native_target(triple, name).create_target_machine(
+        cpu=TARGET_CPU, opt=CODEGEN_OPT_LEVEL, reloc=reloc, codemodel=codemodel)
 
 
 def in_parallel(function: Callable, jobs: list[tuple]) -> list:

@@ -44,8 +44,8 @@ def _quiet_llvm_diagnostics():
     Bitcode from older compilers makes the reader warn about stale debug info; that is noise to
     the user. Anything else LLVM says is passed on.
     """
-    # fd 2 belongs to the whole process: modules parsed in threads at once (codegen) would
-    # each save the other's sink as "stderr" and leave fd 2 pointing at it for the program.
+    # fd 2 belongs to the whole process: two threads doing this at once would each save the
+    # other's sink as "stderr" and leave fd 2 pointing at it for the program.
     with _FD2_LOCK:
         saved = os.dup(2)
         sink = os.memfd_create("allvm-llvm-diagnostics")

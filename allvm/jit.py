@@ -22,8 +22,8 @@ import zlib
 from typing import NoReturn
 
 from allvm.allexe import Allexe, ModuleEntry
-from allvm.cache import CODEGEN_OPT_LEVEL, TARGET_CPU, Cache, object_key
-from allvm.codegen import DEFAULT_TRIPLE, in_parallel, is_gnu
+from allvm.cache import Cache, object_key
+from allvm.codegen import DEFAULT_TRIPLE, in_parallel, is_gnu, target_machine
 from allvm.errors import AllvmError
 from allvm.imports import module_symbols
 from allvm.ir import llvm, parse_module
@@ -78,12 +78,10 @@ def inprocess_object_key(allexe: Allexe, entry: ModuleEntry) -> str:
     return object_key(allexe, entry).removesuffix(".o") + "-inprocess.o"
 
 
-def _target_machine(triple: str):
-    binding = llvm()
+def _target_machine(triple: str, name: str):
     # Position-independent code: the JIT's memory may be far from glibc, so external data is
     # reached through the GOT and external calls through stubs, never 32-bit displacements.
-    return binding.Target.from_triple(triple).create_target_machine(
-        cpu=TARGET_CPU, opt=CODEGEN_OPT_LEVEL, reloc="pic", codemodel="small")
+    return target_machine(triple, name, reloc="pic", codemodel="small")
 
 
 def compile_for_jit(bitcode: bytes, name: str, prefix: str) -> tuple[bytes, dict]:
@@ -97,7 +95,7 @@ def compile_for_jit(bitcode: bytes, name: str, prefix: str) -> tuple[bytes, dict
     defined, undefined = map(sorted, module_symbols(module))
     info = {"triple": triple, "ctors": ctors, "dtors": dtors, "defined": defined,
             "undefined": undefined}
-    return _target_machine(triple).emit_object(module), info
+    return _target_machine(triple, name).emit_object(module), info
 
 
 def load_modules(allexe: Allexe, cache: Cache) -> list[ModuleCode]:
@@ -179,7 +177,8 @@ class Program:
         binding = llvm()
         support = parse_module(support_module_text(codes, provide).encode(), "allvm-support")
         support.triple = triple
-        self.engine = binding.create_mcjit_compiler(support, _target_machine(triple))
+        machine = _target_machine(triple, support.name)
+        self.engine = binding.create_mcjit_compiler(support, machine)
         for code in codes:
             self.engine.add_object_file(binding.ObjectFileRef.from_data(code.obj))
         self.engine.finalize_object()

@@ -19,7 +19,7 @@ from hashlib import blake2b
 from allvm.allexe import MAIN_MODULE, Allexe
 from allvm.codegen import DEFAULT_TRIPLE, is_gnu
 from allvm.errors import AllvmError
-from allvm.ir import find_function, ir_symbol, llvm, parse_module, unescape
+from allvm.ir import find_function, ir_symbol, parse_module, unescape
 from allvm.link import internalize
 from allvm.structors import CTORS, DTORS, disable_tables, export_structors, find_table
 
@@ -170,12 +170,9 @@ def _take_ctor_tables(module, muxed: MuxedModule, tag: str) -> bool:
 
 
 def _drop_dead_globals(module) -> None:
-    binding = llvm()
-    target = binding.Target.from_triple(module.triple or DEFAULT_TRIPLE)
-    passes = binding.create_new_module_pass_manager()
-    passes.add_global_dead_code_eliminate_pass()
-    passes.run(module, binding.create_pass_builder(target.create_target_machine(),
-                                                   binding.create_pipeline_tuning_options()))
+    from allvm.passes import run_pipeline
+
+    run_pipeline(module, "globaldce")
 
 
 def _hook(function, what: str) -> Hook:

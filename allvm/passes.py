@@ -98,17 +98,11 @@ def run_pipeline(module, pipeline: str) -> None:
 
 
 def _target_machine(module):
-    """A machine for the module's own triple and the CPU codegen uses, so the optimizer's
-    cost model matches the code that will be generated, and the IR stays portable."""
-    from allvm.cache import TARGET_CPU
-    from allvm.codegen import DEFAULT_TRIPLE
-    from allvm.ir import llvm
+    """The machine codegen will use for the module's own triple, so the optimizer's cost
+    model matches the code that will be generated, and the IR stays portable."""
+    from allvm.codegen import DEFAULT_TRIPLE, target_machine
 
-    triple = module.triple or DEFAULT_TRIPLE
-    try:
-        return llvm().Target.from_triple(triple).create_target_machine(cpu=TARGET_CPU)
-    except RuntimeError as e:
-        raise AllvmError(f"{module.name}: cannot optimize for target '{triple}': {e}") from None
+    return target_machine(module.triple or DEFAULT_TRIPLE, module.name)
 
 
 def _run_step(module, step: str, machine) -> None:
