@@ -65,7 +65,7 @@ class Allexe:
 
     @classmethod
     def open(cls, path: str) -> "Allexe":
-        return cls.from_bytes(path, _read_file(path))
+        return cls.from_bytes(path, read_input(path))
 
     @classmethod
     def from_bytes(cls, path: str, data: bytes) -> "Allexe":
@@ -185,7 +185,8 @@ def read_regular_file(path: str) -> bytes:
         os.close(fd)
 
 
-def _read_file(path: str) -> bytes:
+def read_input(path: str) -> bytes:
+    """An input file's bytes, or the one-line error `Could not open '<path>': <reason>`."""
     try:
         return read_regular_file(path)
     except OSError as e:

@@ -12,6 +12,7 @@ shared library it needs that carries the section as a library module of its own.
 
 import os
 
+from allvm.allexe import read_input
 from allvm.build.elf import AR_MAGIC, DT_NEEDED, DT_RPATH, DT_RUNPATH, Elf, archive_members, is_elf
 from allvm.errors import AllvmError
 from allvm.ir import is_bitcode
@@ -40,21 +41,13 @@ def record_bitcode_path(object_path: str, recorded: str) -> None:
     os.replace(tmp, object_path)
 
 
-def _read_binary(path: str) -> bytes:
-    try:
-        with open(path, "rb") as f:
-            return f.read()
-    except OSError as e:
-        raise AllvmError(f"Could not open '{path}': {e.strerror}") from None
-
-
 def _section_paths(contents: bytes) -> list[str]:
     return [line for line in contents.decode("utf-8", "replace").splitlines() if line]
 
 
 def bitcode_paths(path: str) -> list[str]:
     """The paths recorded in a binary, an object, or every member of an `ar` archive."""
-    data = _read_binary(path)
+    data = read_input(path)
     if data.startswith(AR_MAGIC):
         sections = [Elf(body, f"{path}({name})").section(SECTION)
                     for name, body in archive_members(data, path) if is_elf(body)]
@@ -163,7 +156,7 @@ def shared_libraries_with_bitcode(binary: str) -> tuple[list[tuple[str, list[str
     found, unfound, seen, queue = [], [], set(), [binary]
     while queue:
         current = queue.pop(0)
-        elf = Elf(_read_binary(current), current)
+        elf = Elf(read_input(current), current)
         needed = [v for tag, v in elf.dynamic_entries() if tag == DT_NEEDED]
         dirs = _search_dirs(elf, current) if needed else []
         for soname in needed:
