@@ -102,7 +102,7 @@ def unseal(data: bytes) -> tuple[bytes, bytes] | None:
 
 
 class Cache:
-    """The cache directory. `usable` is False when it cannot be created or written."""
+    """The cache directory; `ensure_dirs()` says whether it can be used (written) at all."""
 
     def __init__(self, root: str | None = None):
         self.root = root or cache_root()
