@@ -28,6 +28,9 @@ CODEGEN_ID = (f"allvm-py {__version__}; cache format {FORMAT}; LLVM {LLVM_VERSIO
 MIN_FREE_SPACE = 16 << 20
 # Errors that mean "this file system refuses writes" (full, quota, read-only): worth a warning.
 _WARN_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM}
+# Cache roots this process has warned about: alley may look at its cache twice (its
+# cached-objects lane, then the full JIT path), the user hears about a problem once.
+_WARNED: set[str] = set()
 
 # Trailer: tag bytes, magic, digest of payload+tag, payload size, tag size.
 _TRAILER_MAGIC = b"ALLVMCE2"
@@ -164,6 +167,9 @@ class Cache:
         import sys
 
         self.problem = error.strerror
+        if self.root in _WARNED:
+            return
+        _WARNED.add(self.root)
         tool = os.path.basename(sys.argv[0]) or "allvm"
         print(f"{tool}: warning: cache '{self.root}' not used ({error.strerror}); "
               "running uncached", file=sys.stderr, flush=True)

@@ -5,25 +5,15 @@ reference platform), the host glibc for `*-linux-gnu`.
 """
 
 import os
-import re
 from collections.abc import Callable
 
 from allvm.allexe import MAIN_MODULE
 from allvm.cache import CODEGEN_OPT_LEVEL, TARGET_CPU
-from allvm.errors import AllvmError
 from allvm.ir import check_main, ir_symbol, llvm, native_target, parse_module
 from allvm.structors import CTORS, DEFAULT_PRIORITY, DTORS, find_table, table_entries
-from allvm.toolchain import GNU_TARGET, MUSL_TARGET, run_zig
+from allvm.toolchain import is_gnu
 
 DEFAULT_TRIPLE = "x86_64-unknown-linux-musl"
-_UNDEFINED = re.compile(r"undefined symbol: (\S+)")
-
-
-def is_gnu(triple: str) -> bool:
-    """`x86_64-unknown-linux-gnu`, also with versions (`…-linux6.1-gnu2.36`)."""
-    return triple.rsplit("-", 1)[-1].startswith("gnu")
-
-
 _INIT_SECTIONS = {CTORS: ".init_array", DTORS: ".fini_array"}
 
 
@@ -96,25 +86,3 @@ def process_pool(jobs: int, workers: int | None = None):
                                mp_context=multiprocessing.get_context("fork"))
 
 
-def _host_glibc() -> str:
-    """The host glibc version, so gnu programs link against the libc they will run with."""
-    return (os.confstr("CS_GNU_LIBC_VERSION") or "glibc 2.36").split()[-1]
-
-
-def link_executable(objects: list[str], triple: str, output: str) -> None:
-    """Link objects into an executable: static musl, or dynamic against the host glibc."""
-    if is_gnu(triple):
-        args = ["-target", f"{GNU_TARGET}.{_host_glibc()}", "-lm"]
-    else:
-        args = ["-target", MUSL_TARGET, "-static"]
-    try:
-        # -O: zig links its libc builds in the mode given (without it, a Debug musl: 10x larger
-        # and slower); the same mode `make` warms.
-        run_zig("cc", [*args, f"-O{CODEGEN_OPT_LEVEL}", "-s", *objects, "-o", output], "linking")
-    except AllvmError as e:
-        undefined = _UNDEFINED.findall(str(e))
-        if undefined:
-            more = f" (and {len(set(undefined)) - 1} more)" if len(set(undefined)) > 1 else ""
-            raise AllvmError(f"Program used external function '{undefined[0]}' which could "
-                             f"not be resolved!{more}") from None
-        raise

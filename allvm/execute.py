@@ -41,15 +41,28 @@ def exec_program(path: str, argv0: str, args: list[str]) -> None:
 
 
 def run_cached(allexe_path: str, args: list[str]) -> None:
-    """Exec the cached static binary of the allexe if there is a good one; else return."""
+    """Exec the allexe's cached native code if all of it is cached, else return.
+
+    A cached static binary is exec'd as it is. Cached objects are linked first: that is the
+    JIT path with nothing to compile, so it runs here, before alley loads its option parser or
+    the compiler. Any problem returns: the full path then reports it properly.
+    """
     try:
         allexe = Allexe.open(allexe_path)
         cache = Cache()
         binary = cache.static_binary_path(static_binary_key(allexe))
     except (AllvmError, OSError):
-        return  # the full path reports the problem properly
+        return
     if cache.entry_tag(binary) is not None:
         exec_program(binary, allexe_path, args)
+    try:
+        with Build(allexe, cache, cache_objects=True) as build:
+            if build.missing:
+                return
+            program = _copy_to_memory(build.link())
+    except (AllvmError, OSError):
+        return
+    exec_program(program, allexe_path, args)
 
 
 class Build:
@@ -64,16 +77,26 @@ class Build:
         self.cache = cache
         self.cache_usable = cache.ensure_dirs()
         self.cache_objects = cache_objects and self.cache_usable
-        self.workdir = cache.make_workdir()
+        self.paths, self.triples, self.missing = self._lookup()
+        self._workdir = None
 
     def __enter__(self) -> "Build":
         return self
 
     def __exit__(self, *exc) -> None:
-        self.cache.remove_workdir(self.workdir)
+        if self._workdir is not None:
+            self.cache.remove_workdir(self._workdir)
 
-    def objects(self) -> tuple[list[str], str]:
-        """Paths of every module's object, in module order, and the main module's triple."""
+    @property
+    def workdir(self) -> str:
+        """The build's scratch directory, made when first needed."""
+        if self._workdir is None:
+            self._workdir = self.cache.make_workdir()
+        return self._workdir
+
+    def _lookup(self) -> tuple[list[str], list, list[int]]:
+        """Every module's object path in the cache, its triple if the object is cached there,
+        and the modules still to compile."""
         paths, triples, missing = [], [], []
         for index, entry in enumerate(self.allexe.modules):
             path = self.cache.object_path(object_key(self.allexe, entry))
@@ -82,13 +105,19 @@ class Build:
             triples.append(tag.decode() if tag is not None else None)
             if tag is None:
                 missing.append(index)
-        if missing:
-            self._compile(missing, paths, triples)
-        return paths, triples[0]
+        return paths, triples, missing
 
-    def _compile(self, indices: list[int], paths: list[str], triples: list) -> None:
+    def objects(self) -> tuple[list[str], str]:
+        """Paths of every module's object, in module order, and the main module's triple."""
+        if self.missing:
+            self._compile()
+        return self.paths, self.triples[0]
+
+    def _compile(self) -> None:
         from allvm.codegen import compile_module, in_parallel
 
+        indices, self.missing = self.missing, []
+        paths, triples = self.paths, self.triples
         jobs = [(self.allexe.read_module(self.allexe.modules[i]), self.allexe.modules[i].name)
                 for i in indices]
         for i, (obj, triple) in zip(indices, in_parallel(compile_module, jobs), strict=True):
@@ -103,7 +132,7 @@ class Build:
 
     def link(self) -> str:
         """Link every module into one executable in the work directory; returns its path."""
-        from allvm.codegen import link_executable
+        from allvm.toolchain import link_executable
 
         objects, triple = self.objects()
         output = os.path.join(self.workdir, "program")

@@ -23,11 +23,12 @@ from typing import NoReturn
 
 from allvm.allexe import Allexe, ModuleEntry
 from allvm.cache import Cache, object_key
-from allvm.codegen import DEFAULT_TRIPLE, in_parallel, is_gnu, target_machine
+from allvm.codegen import DEFAULT_TRIPLE, in_parallel, target_machine
 from allvm.errors import AllvmError
 from allvm.imports import module_symbols
 from allvm.ir import llvm, parse_module
 from allvm.structors import CTORS, DTORS, export_structors
+from allvm.toolchain import is_gnu
 
 # The host libraries a gnu program is linked against on the exec path (`-lm`, and the compiler
 # runtime's helpers, which libgcc_s provides here). Symbols resolve in this order.

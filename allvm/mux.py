@@ -17,11 +17,12 @@ from dataclasses import dataclass, field
 from hashlib import blake2b
 
 from allvm.allexe import MAIN_MODULE, Allexe
-from allvm.codegen import DEFAULT_TRIPLE, is_gnu
+from allvm.codegen import DEFAULT_TRIPLE
 from allvm.errors import AllvmError
 from allvm.ir import find_function, ir_symbol, parse_module, unescape
 from allvm.link import internalize
 from allvm.structors import CTORS, DTORS, disable_tables, export_structors, find_table
+from allvm.toolchain import is_gnu
 
 ALLEXE_SUFFIX = ".allexe"
 # In the dispatcher, a string naming each program's modules: `name\tmodule module...\n`, so a

@@ -5,6 +5,7 @@ one fixed cache directory inside this install (found without HOME, warmed by `ma
 subprocess's environment only: the user program's environment is never touched.
 """
 
+import json
 import os
 import subprocess
 import sys
@@ -27,9 +28,17 @@ def zig_env() -> dict[str, str]:
     return env
 
 
+def zig_binary() -> str:
+    """The zig executable the `ziglang` package carries (its `python -m ziglang` entry point
+    only execs it, at the price of a second Python start-up)."""
+    import ziglang
+
+    return os.path.join(os.path.dirname(ziglang.__file__), "zig")
+
+
 def zig_command(subcommand: str, *args: str) -> list[str]:
-    """The command line for `zig <subcommand> args...` through the installed package."""
-    return [sys.executable, "-m", "ziglang", subcommand, *args]
+    """The command line for `zig <subcommand> args...`."""
+    return [zig_binary(), subcommand, *args]
 
 
 def run_zig(subcommand: str, args: list[str], what: str, **kwargs) -> subprocess.CompletedProcess:
@@ -40,6 +49,127 @@ def run_zig(subcommand: str, args: list[str], what: str, **kwargs) -> subprocess
         detail = (proc.stderr or proc.stdout).strip()
         raise AllvmError(f"{what} failed: {detail}")
     return proc
+
+
+def is_gnu(triple: str) -> bool:
+    """`x86_64-unknown-linux-gnu`, also with versions (`…-linux6.1-gnu2.36`)."""
+    return triple.rsplit("-", 1)[-1].startswith("gnu")
+
+
+def _host_glibc() -> str:
+    """The host glibc version, so gnu programs link against the libc they will run with."""
+    return (os.confstr("CS_GNU_LIBC_VERSION") or "glibc 2.36").split()[-1]
+
+
+def link_flags(triple: str) -> list[str]:
+    """`zig cc`'s flags for an executable of TRIPLE: static musl, or dynamic against the host
+    glibc."""
+    from allvm.cache import CODEGEN_OPT_LEVEL
+
+    if is_gnu(triple):
+        flags = ["-target", f"{GNU_TARGET}.{_host_glibc()}", "-lm"]
+    else:
+        flags = ["-target", MUSL_TARGET, "-static"]
+    # -O: zig links its libc builds in the mode given (without it, a Debug musl: 10x larger
+    # and slower); the same mode `make` warms.
+    return [*flags, f"-O{CODEGEN_OPT_LEVEL}", "-s"]
+
+
+def link_executable(objects: list[str], triple: str, output: str) -> None:
+    """Link objects into an executable for TRIPLE (see link_flags)."""
+    try:
+        zig_link(link_flags(triple), objects, output)
+    except AllvmError as e:
+        import re
+
+        undefined = re.findall(r"undefined symbol: (\S+)", str(e))
+        if undefined:
+            more = f" (and {len(set(undefined)) - 1} more)" if len(set(undefined)) > 1 else ""
+            raise AllvmError(f"Program used external function '{undefined[0]}' which could "
+                             f"not be resolved!{more}") from None
+        raise
+
+
+# The placeholders of a recorded lld command line.
+_OBJECTS, _OUTPUT = "{objects}", "{output}"
+
+
+def zig_link(flags: list[str], objects: list[str], output: str) -> None:
+    """Link like `zig cc FLAGS OBJECTS -o OUTPUT`, calling zig's lld directly when possible.
+
+    `zig cc` checks its libc builds on every call before it runs lld: two thirds of a 90 ms
+    link of cached objects, paid by every start on the JIT path. The lld command line it
+    would run depends on FLAGS only, so it is recorded once (`zig cc -###`) and replayed.
+    """
+    recipe = _link_recipe(flags, objects)
+    if recipe is None:  # e.g. a path with blanks, which the printed command cannot carry
+        run_zig("cc", [*flags, *objects, "-o", output], "linking")
+        return
+    args = []
+    for token in recipe:
+        args += objects if token == _OBJECTS else [output] if token == _OUTPUT else [token]
+    run_zig("ld.lld", args, "linking")
+
+
+def _link_recipe(flags: list[str], objects: list[str]) -> list[str] | None:
+    """lld's arguments for FLAGS, with placeholders for the objects and the output: from
+    the record in zig's cache directory, recorded now if missing or stale."""
+    record = link_record_path(flags)
+    try:
+        with open(record) as f:
+            recipe = json.load(f)
+        if _files_exist(recipe):
+            return recipe
+    except (OSError, ValueError):
+        pass
+    recipe = _record_link(flags, objects)
+    if recipe is not None:
+        _save_record(record, recipe)
+    return recipe
+
+
+def link_record_path(flags: list[str]) -> str:
+    """Where the lld command for FLAGS is recorded: zig's cache directory, keyed by the flags
+    and the zig binary (another zig prints another command)."""
+    from _blake2 import blake2b
+
+    zig = os.stat(zig_binary())
+    key = json.dumps([flags, zig.st_size, zig.st_mtime_ns]).encode()
+    return os.path.join(zig_cache_dir(),
+                        f"allvm-link-{blake2b(key, digest_size=10).hexdigest()}.json")
+
+
+def _record_link(flags: list[str], objects: list[str]) -> list[str] | None:
+    """The lld command `zig cc -###` prints for these flags (and readies zig's libc)."""
+    printed = run_zig("cc", [*flags, *objects, "-o", _OUTPUT, "-###"], "linking")
+    tokens = (printed.stderr + printed.stdout).split()
+    if not tokens or tokens[0] != "ld.lld" or tokens.count(_OUTPUT) != 1:
+        return None
+    tokens = tokens[1:]
+    for start in range(len(tokens) - len(objects) + 1):
+        if tokens[start:start + len(objects)] == objects:
+            recipe = tokens[:start] + [_OBJECTS] + tokens[start + len(objects):]
+            return recipe if _files_exist(recipe) else None
+    return None
+
+
+def _files_exist(recipe: list[str]) -> bool:
+    """Whether every file the recipe names (crt objects, zig's libc builds) is still there."""
+    return all(os.path.exists(t) for t in recipe if t.startswith("/"))
+
+
+def _save_record(path: str, recipe: list[str]) -> None:
+    """Write the record atomically; a cache directory that cannot be written is no error."""
+    temp = f"{path}.{os.getpid()}.tmp"
+    try:
+        with open(temp, "w") as f:
+            json.dump(recipe, f)
+        os.replace(temp, path)
+    except OSError:
+        try:
+            os.unlink(temp)
+        except OSError:
+            pass
 
 
 def warm_musl() -> None:

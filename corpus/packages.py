@@ -236,7 +236,9 @@ def parse_automake_summary(text: str) -> dict[str, int]:
 def make_check(tree: Path, mode: Mode, programs: list[str], args: list[str]) -> list[Check]:
     """Run the package's `make check` against the mode's programs; one check per test."""
     with programs_in_tree(tree, programs, mode):
-        proc = mode.run(["make", *args], cwd=tree, text=True, timeout=MAKE_CHECK_TIMEOUT)
+        # The automake harness runs tests in parallel under -j; each test has its own dir.
+        proc = mode.run(["make", f"-j{os.cpu_count() or 1}", *args], cwd=tree, text=True,
+                        timeout=MAKE_CHECK_TIMEOUT)
     # automake may print a failing test's line twice: one result per test name.
     results = dict((name, kind) for kind, name in
                    re.findall(r"^(PASS|FAIL|XFAIL|XPASS|ERROR|SKIP): (\S+)", proc.stdout, re.M))

@@ -10,6 +10,7 @@ one at a time) and RESULTS/results.md is written from it. Progress goes to stdou
 import argparse
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -190,6 +191,8 @@ def main(argv: list[str] | None = None) -> int:
                         default=CORPUS_DIR.parent / "build" / "corpus")
     parser.add_argument("--results", type=Path, default=CORPUS_DIR)
     args = parser.parse_args(argv)
+    # A terminated run still puts the native programs back into the build trees.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     unknown = [p for p in args.packages if p not in PACKAGES]
     if unknown:
         parser.error(f"unknown package(s): {', '.join(unknown)}")

@@ -90,6 +90,28 @@ def test_cache_hit_path_needs_no_compiler_and_no_inflating(two_modules, isolated
     assert proc.stdout == f"exec False ['{two_modules}', 'a']\n", proc.stderr
 
 
+def test_cached_objects_are_linked_before_the_compiler_loads(two_modules, isolated_cache):
+    """The JIT path with every object cached: no compiler, no inflating, no option parser."""
+    assert alley("-noexec", two_modules).returncode == 0
+    script = textwrap.dedent(f"""
+        import os, sys, zlib
+        def refuse(*a, **k):
+            raise AssertionError("decompressed on the cached-objects path")
+        zlib.decompressobj = zlib.decompress = refuse
+        from allvm import execute
+        def fake_execve(path, argv, env):
+            loaded = [m for m in ("llvmlite", "argparse", "allvm.codegen") if m in sys.modules]
+            print("exec", path.startswith("/proc/self/fd/"), loaded, argv)
+            sys.exit(0)
+        os.execve = fake_execve
+        execute.run_cached({str(two_modules)!r}, ["a"])
+        print("no cache hit")
+    """)
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert proc.stdout == f"exec True [] ['{two_modules}', 'a']\n", proc.stderr
+    assert entries(isolated_cache, "static_binaries") == []
+
+
 def test_unusable_cache_still_runs(two_modules, monkeypatch, tmp_path):
     tmpdir = tmp_path / "tmpdir"
     tmpdir.mkdir()
