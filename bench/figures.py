@@ -31,10 +31,14 @@ from demo import PROGRAMS as DEMO_PROGRAMS  # noqa: E402
 
 from allvm.build.debian import fetch_source  # noqa: E402
 from allvm.toolchain import MUSL_TARGET, zig_command, zig_env  # noqa: E402
+from corpus import run as corpus_run  # noqa: E402
+from corpus.packages import PACKAGES as CORPUS_PACKAGES  # noqa: E402
 
 WORK = ROOT / "build" / "bench"
 SOURCES = ROOT / "build" / "bench-src"
 CACHE = WORK / "cache"
+COREUTILS = CORPUS_PACKAGES["coreutils"]
+MERGE_PIPELINE = "constmerge,mergefunc,globaldce"
 
 
 @dataclass
@@ -378,9 +382,84 @@ def fig4_alltogether(s: Settings) -> list[dict]:
 
 # --- figure 5: allmux ------------------------------------------------------------------------
 
-COREUTILS_NOTE = ("coreutils (muxed vs its static binaries, dynamic + libs, and "
-                  "--enable-single-binary) was not run: building it four ways (~10 min each on "
-                  "2 cores) did not fit; these rows are the demo examples instead")
+def corpus_allexes(package: str) -> tuple[Path, dict[str, Path]]:
+    """A corpus package's build tree and allexes, built by `make corpus`'s own code (reused
+    when `make corpus` already built it: build/corpus)."""
+    result = corpus_run.new_result(package)
+    tree, _, allexes = corpus_run.package_allexes(package, corpus_run.WORK, result)
+    if result["failures"]:
+        raise RuntimeError(f"{package}: {result['failures'][0]}")
+    return tree, allexes
+
+
+def coreutils_build(label: str, cc: str, extra_flags: list[str]) -> Path:
+    """coreutils built again from the same source with CC and the corpus's configure flags."""
+    tree = Path(fetch_source("coreutils", str(SOURCES / label)))
+    stamp = tree / ".allvm-bench-built"
+    if not stamp.exists():
+        print(f"fig 5: building coreutils ({label}: CC={cc} {' '.join(extra_flags)})",
+              flush=True)
+        COREUTILS.build(tree, corpus_run.tool_env(), SOURCES / f"{label}.log", cc, extra_flags)
+        stamp.write_text("")
+    return tree
+
+
+def stripped(binary: Path, out: Path) -> str:
+    """A copy of the binary with no symbols, debug info or allcc bitcode list: what ships."""
+    run(["strip", "-s", "-R", ".llvm_bc", str(binary), "-o", str(out)])
+    return str(out)
+
+
+def fig5_coreutils(s: Settings) -> list[dict]:
+    """coreutils: its programs muxed, against the sum of their static binaries, its dynamic
+    build plus the shared libraries, and its own --enable-single-binary build."""
+    work = WORK / "allmux-coreutils"
+    work.mkdir(parents=True, exist_ok=True)
+    _, allexes = corpus_allexes("coreutils")
+    names = sorted(allexes)
+    muxed = str(work / "coreutils.allexe")
+    run([tool("allmux"), *map(str, allexes.values()), "-o", muxed, "-f"])
+    mux = static_binary(muxed, str(CACHE))
+    run([tool("allready"), *map(str, allexes.values())], env=cache_env(CACHE))
+    statics = {n: static_binary(str(allexes[n]), str(CACHE)) for n in names}
+    dynamic_tree = coreutils_build("coreutils-gcc", "gcc", [])
+    dynamics = [stripped(dynamic_tree / "src" / n, work / f"{n}.dynamic") for n in names]
+    libraries = bench_allmux.shared_libraries(dynamics)
+    single_tree = coreutils_build("coreutils-single", "allcc", ["--enable-single-binary"])
+    single = stripped(single_tree / "src" / "coreutils", work / "coreutils.single")
+    # The mux linked into one module, where LLVM's mergefunc/constmerge find the copies of
+    # gnulib every program carries: allvm's own tools, composed.
+    linked, merged = str(work / "coreutils.linked.allexe"), str(work / "coreutils.merged.allexe")
+    run([tool("alltogether"), "-q", "-disable-opt", muxed, "-o", linked, "-f"])
+    run([tool("allopt"), "-i", linked, "-o", merged, "-f", f"-passes={MERGE_PIPELINE}"])
+    contenders = {
+        "mux static": (os.path.getsize(mux), f"allmux {len(names)} coreutils allexes | allready"),
+        "mux merged static": (os.path.getsize(static_binary(merged, str(CACHE))),
+                              f"allmux | alltogether -disable-opt | allopt "
+                              f"-passes={MERGE_PIPELINE} | allready"),
+    }
+    baselines = [
+        (f"sum of {len(statics)} static", sum(map(os.path.getsize, statics.values())),
+         "allready each", "≤ 0.20×", 0.20),
+        (f"{len(dynamics)} dynamic + {len(libraries)} libs",
+         sum(map(os.path.getsize, [*dynamics, *libraries])), "configure CC=gcc && make; strip",
+         "", None),
+        ("--enable-single-binary", os.path.getsize(single), "configure CC=allcc "
+         "--enable-single-binary && make; strip (zig cc -O2, static musl)", "≤ 1.0×", 1.0),
+    ]
+    records = [size_record("5 allmux (coreutils)", contender, size, baseline, baseline_size,
+                           goal=goal, goal_max=goal_max, commands=(command, baseline_command))
+               for contender, (size, command) in contenders.items()
+               for baseline, baseline_size, baseline_command, goal, goal_max in baselines]
+    name, args = "echo", ["hello"]  # start-up: one muxed program against its static binary
+    static, muxed_run = measure([
+        Command("static", [statics[name], *args]),
+        Command("mux static", [bench_allmux.symlink(mux, str(work / "mux-bin"), name), *args])],
+        runs=s.runs * 2)
+    print_table(f"fig 5: coreutils {name} start-up, muxed vs static", [static, muxed_run],
+                baseline="static")
+    records.append(ratio_record("5 allmux start-up (echo)", muxed_run, static))
+    return records
 
 
 def fig5_allmux(s: Settings) -> list[dict]:
@@ -399,7 +478,7 @@ def fig5_allmux(s: Settings) -> list[dict]:
     records = [
         size_record("5 allmux (examples)", "mux static", os.path.getsize(mux),
                     f"sum of {len(statics)} static", static_sum, goal="≤ 0.20×", goal_max=0.20,
-                    note=COREUTILS_NOTE, commands=(f"allmux {names} | allready", "allready")),
+                    commands=(f"allmux {names} | allready", "allready")),
         size_record("5 allmux (examples)", "mux static", os.path.getsize(mux),
                     f"{len(dynamics)} dynamic + {len(libraries)} libs", dynamic_sum,
                     commands=(f"allmux {names} | allready", "zig cc -target x86_64-linux-gnu")),
@@ -413,7 +492,7 @@ def fig5_allmux(s: Settings) -> list[dict]:
     print_table(f"fig 5: {name} start-up, muxed vs static", [static, muxed_run],
                 baseline="static")
     records.append(ratio_record("5 allmux start-up (wc)", muxed_run, static))
-    return records
+    return records + ([] if s.quick else fig5_coreutils(s))
 
 
 # --- figure 6: allready's throughput, -j1 against -j2 ----------------------------------------
@@ -426,9 +505,13 @@ def peak_rss_kib(argv: list[str], env: dict[str, str]) -> int:
 
 
 def fig6_allready(s: Settings) -> list[dict]:
-    allexes = [os.path.join(DEMO_BUILD, f"{n}.allexe") for n in DEMO_PROGRAMS]
-    allexes += [build_program(p)["allexe"] for p in PROGRAMS if not (s.quick and
-                                                                     p.name == "sqlite3")]
+    """Quick: the demo's and figure 3's allexes. Full: the whole corpus's."""
+    if s.quick:
+        allexes = [os.path.join(DEMO_BUILD, f"{n}.allexe") for n in DEMO_PROGRAMS]
+        allexes += [build_program(p)["allexe"] for p in PROGRAMS if p.name != "sqlite3"]
+    else:
+        allexes = [str(a) for package in corpus_run.PACKAGES
+                   for a in corpus_allexes(package)[1].values()]
     commands = []
     for jobs in ("1", "2"):
         cache = WORK / f"cache-allready-j{jobs}"

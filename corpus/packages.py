@@ -337,11 +337,14 @@ class Coreutils(Package):
     """All of src/'s programs. `make check` is long (hundreds of shell tests, each running
     programs many times); the corpus runs the tests listed in corpus/coreutils_tests.txt."""
 
-    def build(self, tree, env, log):
-        run_step(["./configure", "CC=allcc", "--enable-install-program=arch", "--disable-nls",
-                  "--without-selinux", "--without-openssl", "--without-gmp"], tree,
+    CONFIGURE_FLAGS = ["--enable-install-program=arch", "--disable-nls", "--without-selinux",
+                       "--without-openssl", "--without-gmp"]
+
+    def build(self, tree, env, log, cc="allcc", extra_flags=()):
+        """configure and make with CC (another CC and flags: the benchmark's other builds)."""
+        run_step(["./configure", f"CC={cc}", *self.CONFIGURE_FLAGS, *extra_flags], tree,
                  {**env, "FORCE_UNSAFE_CONFIGURE": "1"}, log, "configure")  # we are root
-        run_step(["make", *Gzip.MAKE_ARGS], tree, env, log, "make")
+        run_step(["make", f"-j{os.cpu_count() or 1}", *Gzip.MAKE_ARGS], tree, env, log, "make")
 
     def find_programs(self, tree):
         """Every executable ELF file that `make` built in src/: not the build helper, not

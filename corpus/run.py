@@ -25,6 +25,7 @@ BIN = Path(sys.executable).parent
 MODES = ("native", "jit", "static")
 MODE_TITLES = {"native": "native", "jit": "alley (JIT path)", "static": "alley (static path)"}
 BUILT_STAMP = ".allvm-corpus-built"
+WORK = CORPUS_DIR.parent / "build" / "corpus"  # sources, builds, allexes, caches
 
 
 def say(package: str, message: str) -> None:
@@ -110,22 +111,35 @@ def prepare_modes(programs: list[str], tree: Path, work: Path, allexes: dict[str
     return modes
 
 
-def run_package(name: str, work_root: Path) -> dict:
+def package_allexes(name: str, work_root: Path,
+                    result: dict) -> tuple[Path, list[str], dict[str, Path]]:
+    """Fetch the package, build it with allcc (once) and extract an allexe per program:
+    (build tree, programs, allexe by program name). Counts and failures go into `result`."""
     package = PACKAGES[name]
     work = work_root / name
     work.mkdir(parents=True, exist_ok=True)
-    result = {"package": name, "programs": len(package.programs), "allexes": 0,
-              "ir_share": 0.0, "modes": {}, "failures": [], "notes": package.notes}
+    say(name, "fetching the Debian source")
+    tree = Path(fetch_source(name, str(work_root / "src")))
+    say(name, f"building with allcc (log: {work / 'build.log'})")
+    build(package, tree, work / "build.log")
+    programs = package.find_programs(tree)
+    result["programs"] = len(programs)
+    say(name, f"extracting {len(programs)} program(s)")
+    return tree, programs, extract(programs, tree, work / "allexes", result)
+
+
+def new_result(name: str) -> dict:
+    return {"package": name, "programs": len(PACKAGES[name].programs), "allexes": 0,
+            "ir_share": 0.0, "modes": {}, "failures": [], "notes": PACKAGES[name].notes}
+
+
+def run_package(name: str, work_root: Path) -> dict:
+    package = PACKAGES[name]
+    work = work_root / name
+    result = new_result(name)
     started = time.monotonic()
     try:
-        say(name, "fetching the Debian source")
-        tree = Path(fetch_source(name, str(work_root / "src")))
-        say(name, f"building with allcc (log: {work / 'build.log'})")
-        build(package, tree, work / "build.log")
-        programs = package.find_programs(tree)
-        result["programs"] = len(programs)
-        say(name, f"extracting {len(programs)} program(s)")
-        allexes = extract(programs, tree, work / "allexes", result)
+        tree, programs, allexes = package_allexes(name, work_root, result)
         say(name, f"{len(allexes)} allexe(s); static binaries for alley's static path")
         for mode in prepare_modes(programs, tree, work, allexes, result):
             say(name, f"testing: {MODE_TITLES[mode.name]}")
@@ -187,8 +201,7 @@ def write_results(results: dict[str, dict], directory: Path) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="corpus", description=__doc__.split("\n\n")[0])
     parser.add_argument("packages", nargs="*", help=f"default: all ({', '.join(PACKAGES)})")
-    parser.add_argument("--work", type=Path,
-                        default=CORPUS_DIR.parent / "build" / "corpus")
+    parser.add_argument("--work", type=Path, default=WORK)
     parser.add_argument("--results", type=Path, default=CORPUS_DIR)
     args = parser.parse_args(argv)
     # A terminated run still puts the native programs back into the build trees.
