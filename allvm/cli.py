@@ -79,6 +79,9 @@ class Tool:
             return EXIT_INTERRUPTED
         except BrokenPipeError:
             return stdout_closed()
+        except MemoryError:  # e.g. under a small `ulimit -v`
+            self.error("out of memory")
+            return EXIT_ERROR
         except SystemExit as e:  # --help / --version
             return e.code if isinstance(e.code, int) else 0
         except Exception as e:  # a bug in allvm-py: still one line, the traceback on request

@@ -51,7 +51,7 @@ def run_cached(allexe_path: str, args: list[str]) -> None:
         allexe = Allexe.open(allexe_path)
         cache = Cache()
         binary = cache.static_binary_path(static_binary_key(allexe))
-    except (AllvmError, OSError):
+    except (AllvmError, OSError, MemoryError):
         return
     if cache.entry_tag(binary) is not None:
         exec_program(binary, allexe_path, args)
@@ -60,7 +60,7 @@ def run_cached(allexe_path: str, args: list[str]) -> None:
             if build.missing:
                 return
             program = _copy_to_memory(build.link())
-    except (AllvmError, OSError):
+    except (AllvmError, OSError, MemoryError):
         return
     exec_program(program, allexe_path, args)
 

@@ -71,3 +71,9 @@ def test_errors_and_interrupts_map_to_exit_codes(capsys):
     assert tool.run(bug, []) == 1
     err = capsys.readouterr().err
     assert err.startswith("demo-tool: internal error: ZeroDivisionError") and "Traceback" not in err
+
+    def no_memory(args):
+        raise MemoryError
+
+    assert tool.run(no_memory, []) == 1
+    assert capsys.readouterr().err == "demo-tool: out of memory\n"

@@ -169,3 +169,22 @@ def test_concurrent_builds_of_one_allexe(program, isolated_cache):
     entries, scratch = cache_state(isolated_cache)
     assert len(entries) == 1 and scratch == []
     assert sorted(p.name for p in isolated_cache.iterdir()) == ["objects", "static_binaries"]
+
+
+def run_limited(vmem_kib: int, *argv) -> subprocess.CompletedProcess:
+    """A command under `ulimit -v`, as coreutils' tests run programs."""
+    return subprocess.run(["bash", "-c", f'ulimit -v {vmem_kib} && exec "$@"', "limited",
+                           *map(str, argv)], capture_output=True, text=True, timeout=300)
+
+
+def test_cache_hit_under_small_address_space_limit(program, isolated_cache):
+    """Reading the allexe allocates its size, not the size limit (512 MiB)."""
+    assert run_tool("allready", program).returncode == 0
+    proc = run_limited(60_000, tool_path("alley"), program)
+    assert (proc.returncode, proc.stdout, proc.stderr) == (0, "42\n", "")
+
+
+def test_no_memory_for_the_compiler_is_one_line(program, isolated_cache):
+    proc = run_limited(60_000, tool_path("alley"), program)
+    assert proc.returncode == 1 and proc.stdout == ""
+    assert proc.stderr.startswith("alley: ") and proc.stderr.count("\n") == 1, proc.stderr

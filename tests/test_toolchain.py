@@ -6,10 +6,10 @@ import os
 import subprocess
 
 import pytest
+from conftest import compile_c
 
 from allvm import toolchain
 from allvm.toolchain import link_executable, link_flags, link_record_path
-from conftest import compile_c
 
 MUSL = "x86_64-unknown-linux-musl"
 GNU = "x86_64-unknown-linux-gnu"
