@@ -138,6 +138,7 @@ def run_package(name: str, work_root: Path) -> dict:
     work = work_root / name
     result = new_result(name)
     started = time.monotonic()
+    outcomes = {}  # mode -> {check name: passed}
     try:
         tree, programs, allexes = package_allexes(name, work_root, result)
         say(name, f"{len(allexes)} allexe(s); static binaries for alley's static path")
@@ -145,6 +146,7 @@ def run_package(name: str, work_root: Path) -> dict:
             say(name, f"testing: {MODE_TITLES[mode.name]}")
             mode_start = time.monotonic()
             checks = package.tests(tree, mode)
+            outcomes[mode.name] = {c.name: c.passed for c in checks}
             passed = sum(c.passed for c in checks)
             result["modes"][mode.name] = {"passed": passed, "total": len(checks),
                                           "seconds": round(time.monotonic() - mode_start, 1)}
@@ -152,11 +154,42 @@ def run_package(name: str, work_root: Path) -> dict:
             result["failures"] += [f"{mode.name}: {c.name}: {c.detail.strip()[-200:]}"
                                    for c in failed[:10]]
             say(name, f"  {passed}/{len(checks)} passed")
+        failing = programs_failing(list(allexes), outcomes)
+        result["programs_passing"] = len(allexes) - len(failing)
+        result["failures"] += [f"{p}: {why}" for p, why in sorted(failing.items())]
     except (BuildError, AllvmError, subprocess.SubprocessError, OSError) as e:
         result["failures"].append(f"{type(e).__name__}: {str(e)[-600:]}")
         say(name, f"FAILED: {str(e)[-300:]}")
     result["seconds"] = round(time.monotonic() - started, 1)
     return result
+
+
+def exercised(check: str, programs: list[str]) -> list[str]:
+    """The programs a test exercises, by name: the one whose name starts the test's file name
+    (tests/misc/sort-float.sh: sort; sha1sum-vec.pl: sha1sum); a test naming none (e.g.
+    help-version.sh) counts for every program."""
+    base = os.path.basename(check)
+    named = [p for p in programs if base.startswith(p)
+             and (len(base) == len(p) or not base[len(p)].isalnum())]
+    return [max(named, key=len)] if named else programs
+
+
+def programs_failing(programs: list[str], outcomes: dict[str, dict[str, bool]]) -> dict:
+    """{program: why} for each program with a test that passes natively but fails under one
+    of alley's paths (or could not run there). A test that fails natively too is about the
+    platform, not alley, and counts against no program."""
+    native = outcomes.get("native", {})
+    failing = {}
+    for mode in MODES[1:]:
+        results = outcomes.get(mode)
+        if results is None:
+            failing.update((p, f"{mode}: not run") for p in programs if p not in failing)
+            continue
+        for check, passed in native.items():
+            if passed and not results.get(check, False):
+                for program in exercised(check, programs):
+                    failing.setdefault(program, f"{mode}: {check} fails (passes natively)")
+    return failing
 
 
 def mode_cell(result: dict, mode: str) -> str:
@@ -176,15 +209,24 @@ def write_results(results: dict[str, dict], directory: Path) -> None:
         "under alley. Rebuild with `make corpus`.",
         "",
         "| package | programs | allexes | IR share | tests: native | tests: alley JIT "
-        "| tests: alley static |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
+        "| tests: alley static | programs passing in both alley modes |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for n in order:
         r = results[n]
         lines.append(f"| {n} | {r['programs']} | {r['allexes']} | {r['ir_share']:.0%} | "
-                     + " | ".join(mode_cell(r, m) for m in MODES) + " |")
+                     + " | ".join(mode_cell(r, m) for m in MODES)
+                     + f" | {r.get('programs_passing', 0)} |")
+    programs = sum(results[n]["programs"] for n in order)
+    passing = sum(results[n].get("programs_passing", 0) for n in order)
+    lines.append(f"| **all** | {programs} | {sum(results[n]['allexes'] for n in order)} | | | "
+                 f"| | **{passing} ({passing / max(programs, 1):.0%})** |")
     lines += ["", "IR share: the fraction of linked translation units whose code is in the "
-              "allexe as IR (the rest was assembled natively).", ""]
+              "allexe as IR (the rest was assembled natively). A program passes when it became "
+              "an allexe and every test of it that passes natively also passes on both of "
+              "alley's paths (a test that fails natively too is the platform's, not alley's; "
+              "a test is the program's whose name starts its file name, a test naming no "
+              "program is every program's).", ""]
     noted = [n for n in order if results[n].get("notes")]
     if noted:
         lines += ["## Notes", ""] + [f"- **{n}**: {results[n]['notes']}" for n in noted] + [""]
