@@ -140,8 +140,13 @@ def link_record_path(flags: list[str]) -> str:
 
 
 def _record_link(flags: list[str], objects: list[str]) -> list[str] | None:
-    """The lld command `zig cc -###` prints for these flags (and readies zig's libc)."""
-    printed = run_zig("cc", [*flags, *objects, "-o", _OUTPUT, "-###"], "linking")
+    """The lld command `zig cc -###` prints for these flags (and readies zig's libc).
+
+    zig prints paths relative to its working directory when its cache lies below it (and
+    keys its libc builds by that form): run from `/`, it prints them all absolute.
+    """
+    objects = [os.path.abspath(o) for o in objects]
+    printed = run_zig("cc", [*flags, *objects, "-o", _OUTPUT, "-###"], "linking", cwd="/")
     tokens = (printed.stderr + printed.stdout).split()
     if not tokens or tokens[0] != "ld.lld" or tokens.count(_OUTPUT) != 1:
         return None
@@ -154,8 +159,10 @@ def _record_link(flags: list[str], objects: list[str]) -> list[str] | None:
 
 
 def _files_exist(recipe: list[str]) -> bool:
-    """Whether every file the recipe names (crt objects, zig's libc builds) is still there."""
-    return all(os.path.exists(t) for t in recipe if t.startswith("/"))
+    """Whether every file the recipe names (crt objects, zig's libc builds) is there, by an
+    absolute path: a relative one would depend on the directory alley runs in."""
+    paths = [t for t in recipe if "/" in t and not t.startswith("-")]
+    return all(os.path.isabs(p) and os.path.exists(p) for p in paths)
 
 
 def _save_record(path: str, recipe: list[str]) -> None:

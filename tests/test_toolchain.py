@@ -58,7 +58,8 @@ def test_recorded_once_then_lld_directly(tmp_path, zig_calls, triple):
     assert linked_program_runs(tmp_path / "first") and linked_program_runs(tmp_path / "second")
 
 
-@pytest.mark.parametrize("record", ["not json", json.dumps(["/gone/crt1.o", "{objects}"])])
+@pytest.mark.parametrize("record", ["not json", json.dumps(["/gone/crt1.o", "{objects}"]),
+                                    json.dumps(["o/1234/crt1.o", "{objects}"])])
 def test_corrupt_or_stale_record_is_recorded_again(tmp_path, zig_calls, record):
     obj = hello_object(tmp_path, MUSL)
     with open(link_record_path(link_flags(MUSL)), "w") as f:
@@ -82,3 +83,19 @@ def test_paths_with_blanks(tmp_path, zig_calls):
     assert zig_calls[-1] == "ld.lld"
     assert all(linked_program_runs(p) for p in
                (spaced / "out 1", tmp_path / "plain", spaced / "out 2"))
+
+
+def test_recorded_from_above_zig_cache_names_absolute_paths(tmp_path, zig_calls, monkeypatch):
+    """zig prints its cache's paths relative to a working directory above the cache; the
+    record must not depend on where the first link ran."""
+    obj = hello_object(tmp_path, MUSL)
+    forget_record(MUSL)
+    monkeypatch.chdir(os.path.dirname(toolchain.zig_cache_dir()))
+    link_executable([str(obj)], MUSL, str(tmp_path / "first"))
+    with open(link_record_path(link_flags(MUSL))) as f:
+        recorded = json.load(f)
+    assert all(os.path.isabs(t) for t in recorded if "/" in t and not t.startswith("-"))
+    monkeypatch.chdir(tmp_path)
+    link_executable([str(obj)], MUSL, "second")
+    assert zig_calls == ["cc-###", "ld.lld", "ld.lld"]
+    assert linked_program_runs(tmp_path / "first") and linked_program_runs(tmp_path / "second")
