@@ -101,31 +101,14 @@ def zig_link(flags: list[str], objects: list[str], output: str) -> None:
     link of cached objects, paid by every start on the JIT path. The lld command line it
     would run depends on FLAGS only, so it is recorded once (`zig cc -###`) and replayed.
     """
-    recipe = _link_recipe(flags, objects)
-    if recipe is None:  # e.g. a path with blanks, which the printed command cannot carry
-        run_zig("cc", [*flags, *objects, "-o", output], "linking")
+    recipe = _recorded_link(flags)
+    if recipe is None:
+        _link_and_record(flags, objects, output)
         return
     args = []
     for token in recipe:
         args += objects if token == _OBJECTS else [output] if token == _OUTPUT else [token]
     run_zig("ld.lld", args, "linking")
-
-
-def _link_recipe(flags: list[str], objects: list[str]) -> list[str] | None:
-    """lld's arguments for FLAGS, with placeholders for the objects and the output: from
-    the record in zig's cache directory, recorded now if missing or stale."""
-    record = link_record_path(flags)
-    try:
-        with open(record) as f:
-            recipe = json.load(f)
-        if _files_exist(recipe):
-            return recipe
-    except (OSError, ValueError):
-        pass
-    recipe = _record_link(flags, objects)
-    if recipe is not None:
-        _save_record(record, recipe)
-    return recipe
 
 
 def link_record_path(flags: list[str]) -> str:
@@ -139,22 +122,46 @@ def link_record_path(flags: list[str]) -> str:
                         f"allvm-link-{blake2b(key, digest_size=10).hexdigest()}.json")
 
 
-def _record_link(flags: list[str], objects: list[str]) -> list[str] | None:
-    """The lld command `zig cc -###` prints for these flags (and readies zig's libc).
+def _recorded_link(flags: list[str]) -> list[str] | None:
+    """lld's arguments for FLAGS, with placeholders for the objects and the output, if a
+    usable record of them exists."""
+    try:
+        with open(link_record_path(flags)) as f:
+            recipe = json.load(f)
+    except (OSError, ValueError):
+        return None
+    return recipe if isinstance(recipe, list) and _files_exist(recipe) else None
 
-    zig prints paths relative to its working directory when its cache lies below it (and
-    keys its libc builds by that form): run from `/`, it prints them all absolute.
+
+def _link_and_record(flags: list[str], objects: list[str], output: str) -> None:
+    """Link through `zig cc`, then record the lld command it ran.
+
+    Both run from `/`: zig prints its cache's paths relative to a working directory above the
+    cache (and keys its libc builds by that form); from `/` they are absolute, and the link
+    has just built every libc file the record names.
     """
     objects = [os.path.abspath(o) for o in objects]
+    run_zig("cc", [*flags, *objects, "-o", os.path.abspath(output)], "linking", cwd="/")
+    try:
+        recipe = _printed_link(flags, objects)
+    except AllvmError:
+        return  # linked all the same; the next link tries again
+    if recipe is not None and _files_exist(recipe):
+        _save_record(link_record_path(flags), recipe)
+
+
+def _printed_link(flags: list[str], objects: list[str]) -> list[str] | None:
+    """The final lld command `zig cc -###` prints, objects and output as placeholders; None
+    if it cannot be told apart (a path with a blank, which the printed line cannot carry)."""
     printed = run_zig("cc", [*flags, *objects, "-o", _OUTPUT, "-###"], "linking", cwd="/")
-    tokens = (printed.stderr + printed.stdout).split()
-    if not tokens or tokens[0] != "ld.lld" or tokens.count(_OUTPUT) != 1:
+    commands = [line.split() for line in (printed.stderr + printed.stdout).splitlines()]
+    finals = [c[1:] for c in commands if c and c[0] == "ld.lld" and c.count(_OUTPUT) == 1]
+    if len(finals) != 1:
         return None
-    tokens = tokens[1:]
+    tokens = finals[0]
     for start in range(len(tokens) - len(objects) + 1):
         if tokens[start:start + len(objects)] == objects:
-            recipe = tokens[:start] + [_OBJECTS] + tokens[start + len(objects):]
-            return recipe if _files_exist(recipe) else None
+            return tokens[:start] + [_OBJECTS] + tokens[start + len(objects):]
     return None
 
 
@@ -187,8 +194,9 @@ def warm_musl() -> None:
         src = os.path.join(tmp, "warm.c")
         with open(src, "w") as f:
             f.write("int main(void) { return 0; }\n")
+        # From /, as links run (see _link_and_record): zig keys its libc by the path form.
         run_zig("cc", ["-target", MUSL_TARGET, "-static", "-O2", src, "-o",
-                       os.path.join(tmp, "warm")], "warming zig's musl")
+                       os.path.join(tmp, "warm")], "warming zig's musl", cwd="/")
 
 
 if __name__ == "__main__":

@@ -1,5 +1,5 @@
-"""The executable linker: zig's lld called directly with the command `zig cc -###` printed once,
-recorded per flags, re-recorded when missing, corrupt or stale; `zig cc` when it cannot be."""
+"""The executable linker: zig's lld called directly with the command `zig cc -###` printed after
+a first link through `zig cc`, recorded per flags, recorded again when missing, corrupt or stale."""
 
 import json
 import os
@@ -51,10 +51,10 @@ def test_recorded_once_then_lld_directly(tmp_path, zig_calls, triple):
     obj = hello_object(tmp_path, triple)
     forget_record(triple)
     link_executable([str(obj)], triple, str(tmp_path / "first"))
-    assert zig_calls == ["cc-###", "ld.lld"]
+    assert zig_calls == ["cc", "cc-###"]
     assert os.path.exists(link_record_path(link_flags(triple)))
     link_executable([str(obj)], triple, str(tmp_path / "second"))
-    assert zig_calls == ["cc-###", "ld.lld", "ld.lld"]
+    assert zig_calls == ["cc", "cc-###", "ld.lld"]
     assert linked_program_runs(tmp_path / "first") and linked_program_runs(tmp_path / "second")
 
 
@@ -65,19 +65,20 @@ def test_corrupt_or_stale_record_is_recorded_again(tmp_path, zig_calls, record):
     with open(link_record_path(link_flags(MUSL)), "w") as f:
         f.write(record)
     link_executable([str(obj)], MUSL, str(tmp_path / "prog"))
-    assert zig_calls == ["cc-###", "ld.lld"]
+    assert zig_calls == ["cc", "cc-###"]
     assert linked_program_runs(tmp_path / "prog")
 
 
 def test_paths_with_blanks(tmp_path, zig_calls):
-    """The printed command cannot carry a blank: without a record, `zig cc` links; with one,
+    """The printed command cannot carry a blank: no record is made from such a link; with one,
     the objects and output are put in as whole arguments."""
     spaced = tmp_path / "a dir"
     spaced.mkdir()
     obj = hello_object(spaced, MUSL)
     forget_record(MUSL)
     link_executable([str(obj)], MUSL, str(spaced / "out 1"))
-    assert zig_calls == ["cc-###", "cc"]
+    assert zig_calls == ["cc", "cc-###"]
+    assert not os.path.exists(link_record_path(link_flags(MUSL)))
     link_executable([str(hello_object(tmp_path, MUSL))], MUSL, str(tmp_path / "plain"))
     link_executable([str(obj)], MUSL, str(spaced / "out 2"))
     assert zig_calls[-1] == "ld.lld"
@@ -97,5 +98,5 @@ def test_recorded_from_above_zig_cache_names_absolute_paths(tmp_path, zig_calls,
     assert all(os.path.isabs(t) for t in recorded if "/" in t and not t.startswith("-"))
     monkeypatch.chdir(tmp_path)
     link_executable([str(obj)], MUSL, "second")
-    assert zig_calls == ["cc-###", "ld.lld", "ld.lld"]
+    assert zig_calls == ["cc", "cc-###", "ld.lld"]
     assert linked_program_runs(tmp_path / "first") and linked_program_runs(tmp_path / "second")
