@@ -99,7 +99,7 @@ def zig_link(flags: list[str], objects: list[str], output: str) -> None:
 
     `zig cc` checks its libc builds on every call before it runs lld: two thirds of a 90 ms
     link of cached objects, paid by every start on the JIT path. The lld command line it
-    would run depends on FLAGS only, so it is recorded once (`zig cc -###`) and replayed.
+    runs depends on FLAGS only, so it is recorded once (`zig cc -###`) and replayed.
     """
     recipe = _recorded_link(flags)
     if recipe is None:
@@ -134,31 +134,28 @@ def _recorded_link(flags: list[str]) -> list[str] | None:
 
 
 def _link_and_record(flags: list[str], objects: list[str], output: str) -> None:
-    """Link through `zig cc`, then record the lld command it ran.
+    """Link through `zig cc -###`, which links and prints the commands it runs, and record
+    the final lld command with placeholders for the objects and the output.
 
-    Both run from `/`: zig prints its cache's paths relative to a working directory above the
-    cache (and keys its libc builds by that form); from `/` they are absolute, and the link
-    has just built every libc file the record names.
+    It runs from `/`: zig prints its cache's paths relative to a working directory above the
+    cache (and keys its libc builds by that form); from `/` they are absolute.
     """
     objects = [os.path.abspath(o) for o in objects]
-    run_zig("cc", [*flags, *objects, "-o", os.path.abspath(output)], "linking", cwd="/")
-    try:
-        recipe = _printed_link(flags, objects)
-    except AllvmError:
-        return  # linked all the same; the next link tries again
+    output = os.path.abspath(output)
+    printed = run_zig("cc", [*flags, *objects, "-o", output, "-###"], "linking", cwd="/")
+    recipe = _printed_link(printed.stderr + printed.stdout, objects, output)
     if recipe is not None and _files_exist(recipe):
         _save_record(link_record_path(flags), recipe)
 
 
-def _printed_link(flags: list[str], objects: list[str]) -> list[str] | None:
-    """The final lld command `zig cc -###` prints, objects and output as placeholders; None
-    if it cannot be told apart (a path with a blank, which the printed line cannot carry)."""
-    printed = run_zig("cc", [*flags, *objects, "-o", _OUTPUT, "-###"], "linking", cwd="/")
-    commands = [line.split() for line in (printed.stderr + printed.stdout).splitlines()]
-    finals = [c[1:] for c in commands if c and c[0] == "ld.lld" and c.count(_OUTPUT) == 1]
+def _printed_link(printed: str, objects: list[str], output: str) -> list[str] | None:
+    """The final lld command of zig's printout, objects and output as placeholders; None if
+    it cannot be told apart (a path with a blank, which the printed line cannot carry)."""
+    commands = [line.split() for line in printed.splitlines()]
+    finals = [c[1:] for c in commands if c and c[0] == "ld.lld" and c.count(output) == 1]
     if len(finals) != 1:
         return None
-    tokens = finals[0]
+    tokens = [_OUTPUT if t == output else t for t in finals[0]]
     for start in range(len(tokens) - len(objects) + 1):
         if tokens[start:start + len(objects)] == objects:
             return tokens[:start] + [_OBJECTS] + tokens[start + len(objects):]

@@ -1,5 +1,6 @@
-"""The executable linker: zig's lld called directly with the command `zig cc -###` printed after
-a first link through `zig cc`, recorded per flags, recorded again when missing, corrupt or stale."""
+"""The executable linker: zig's lld called directly with the command `zig cc -###` printed when
+it linked first, recorded per flags, recorded again when missing, corrupt or stale; nothing but
+the output is written (`-###` links too)."""
 
 import json
 import os
@@ -51,10 +52,13 @@ def test_recorded_once_then_lld_directly(tmp_path, zig_calls, triple):
     obj = hello_object(tmp_path, triple)
     forget_record(triple)
     link_executable([str(obj)], triple, str(tmp_path / "first"))
-    assert zig_calls == ["cc", "cc-###"]
+    assert zig_calls == ["cc-###"]
+    assert sorted(p.name for p in tmp_path.iterdir() if p.is_file()) == ["first", "hello.c",
+                                                                          "hello.o"]
+    assert not os.path.exists("/{output}")  # the placeholder is never an output
     assert os.path.exists(link_record_path(link_flags(triple)))
     link_executable([str(obj)], triple, str(tmp_path / "second"))
-    assert zig_calls == ["cc", "cc-###", "ld.lld"]
+    assert zig_calls == ["cc-###", "ld.lld"]
     assert linked_program_runs(tmp_path / "first") and linked_program_runs(tmp_path / "second")
 
 
@@ -65,7 +69,7 @@ def test_corrupt_or_stale_record_is_recorded_again(tmp_path, zig_calls, record):
     with open(link_record_path(link_flags(MUSL)), "w") as f:
         f.write(record)
     link_executable([str(obj)], MUSL, str(tmp_path / "prog"))
-    assert zig_calls == ["cc", "cc-###"]
+    assert zig_calls == ["cc-###"]
     assert linked_program_runs(tmp_path / "prog")
 
 
@@ -77,7 +81,7 @@ def test_paths_with_blanks(tmp_path, zig_calls):
     obj = hello_object(spaced, MUSL)
     forget_record(MUSL)
     link_executable([str(obj)], MUSL, str(spaced / "out 1"))
-    assert zig_calls == ["cc", "cc-###"]
+    assert zig_calls == ["cc-###"]
     assert not os.path.exists(link_record_path(link_flags(MUSL)))
     link_executable([str(hello_object(tmp_path, MUSL))], MUSL, str(tmp_path / "plain"))
     link_executable([str(obj)], MUSL, str(spaced / "out 2"))
@@ -98,5 +102,5 @@ def test_recorded_from_above_zig_cache_names_absolute_paths(tmp_path, zig_calls,
     assert all(os.path.isabs(t) for t in recorded if "/" in t and not t.startswith("-"))
     monkeypatch.chdir(tmp_path)
     link_executable([str(obj)], MUSL, "second")
-    assert zig_calls == ["cc", "cc-###", "ld.lld"]
+    assert zig_calls == ["cc-###", "ld.lld"]
     assert linked_program_runs(tmp_path / "first") and linked_program_runs(tmp_path / "second")
