@@ -30,18 +30,18 @@ def original_environ() -> dict[bytes, bytes]:
     return env
 
 
-def exec_program(path: str, argv0: str, args: list[str]) -> None:
-    """Become the program: its argv[0] as given, alley's environment, default signals."""
+def exec_program(path: str, argv: list[str]) -> None:
+    """Become the program: its argv, alley's environment, default signals."""
     import _signal
 
     # Python ignores SIGPIPE and SIGXFSZ; ignored signals survive exec, defaults must not.
     for sig in (_signal.SIGPIPE, _signal.SIGXFSZ):
         _signal.signal(sig, _signal.SIG_DFL)
-    os.execve(path, [argv0, *args], original_environ())
+    os.execve(path, argv, original_environ())
 
 
-def run_cached(allexe_path: str, args: list[str]) -> None:
-    """Exec the allexe's cached native code if all of it is cached, else return.
+def run_cached(allexe_path: str, argv: list[str]) -> None:
+    """Exec the allexe's cached native code with `argv` if all of it is cached, else return.
 
     A cached static binary is exec'd as it is. Cached objects are linked first: that is the
     JIT path with nothing to compile, so it runs here, before alley loads its option parser or
@@ -54,7 +54,7 @@ def run_cached(allexe_path: str, args: list[str]) -> None:
     except (AllvmError, OSError, MemoryError):
         return
     if cache.entry_tag(binary) is not None:
-        exec_program(binary, allexe_path, args)
+        exec_program(binary, argv)
     try:
         with Build(allexe, cache, cache_objects=True) as build:
             if build.missing:
@@ -62,7 +62,7 @@ def run_cached(allexe_path: str, args: list[str]) -> None:
             program = _copy_to_memory(build.link())
     except (AllvmError, OSError, MemoryError):
         return
-    exec_program(program, allexe_path, args)
+    exec_program(program, argv)
 
 
 class Build:
@@ -164,7 +164,7 @@ def _copy_to_memory(path: str) -> str:
     return f"/proc/self/fd/{fd}"
 
 
-def run(allexe_path: str, args: list[str], *, force_static: bool = False,
+def run(allexe_path: str, argv: list[str], *, force_static: bool = False,
         noexec: bool = False, jit: str = "exec", policy=None) -> None:
     """alley's slow path: build what is missing, then exec (or, with noexec, report).
 
@@ -174,13 +174,13 @@ def run(allexe_path: str, args: list[str], *, force_static: bool = False,
     """
     allexe = Allexe.open(allexe_path)
     if policy:  # an allvm.policy.Policy: checked on the IR before any of its code runs
-        policy.check(allexe, args)
+        policy.check(allexe, argv)
     cache = Cache()
     if jit == "inprocess" and not force_static:
         from allvm import jit as inprocess
 
         if inprocess.runs_inprocess(allexe, cache):
-            inprocess.run_inprocess(allexe, args, original_environ(), noexec=noexec)
+            inprocess.run_inprocess(allexe, argv, original_environ(), noexec=noexec)
             return
     if force_static and cache.ensure_dirs():
         program = build_static_binary(allexe, cache)
@@ -190,4 +190,4 @@ def run(allexe_path: str, args: list[str], *, force_static: bool = False,
     if noexec:
         print("'noexec' option set")
         return
-    exec_program(program, allexe_path, args)
+    exec_program(program, argv)

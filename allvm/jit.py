@@ -280,12 +280,12 @@ def runs_inprocess(allexe: Allexe, cache: Cache) -> bool:
     return is_gnu(main_triple(allexe, cache))
 
 
-def run_inprocess(allexe: Allexe, args: list[str], environ: dict[bytes, bytes], *,
+def run_inprocess(allexe: Allexe, argv: list[str], environ: dict[bytes, bytes], *,
                   noexec: bool = False) -> None:
-    """Load, compile and resolve the allexe in this process; then run it (never returns) unless
-    `noexec`. argv[0] is the allexe path as given."""
+    """Load, compile and resolve the allexe in this process; then run it with `argv` (never
+    returns) unless `noexec`."""
     program = Program(allexe, Cache())
     if noexec:
         print("'noexec' option set")
         return
-    program.run([os.fsencode(a) for a in (allexe.path, *args)], environ)
+    program.run([os.fsencode(a) for a in argv], environ)

@@ -42,11 +42,11 @@ class Policy:
     def __bool__(self) -> bool:
         return bool(self.denied)
 
-    def check(self, allexe: Allexe, args: list[str]) -> None:
+    def check(self, allexe: Allexe, argv: list[str]) -> None:
         """Refuse the program if it references a denied function; name it and the module.
 
-        For a muxed allexe, the program is the one the dispatcher will select for argv[0]
-        (the allexe path, as alley passes it) and `args`: its own modules and the dispatcher.
+        For a muxed allexe, the program is the one the dispatcher will select for `argv` (the
+        program's, as alley passes it): its own modules and the dispatcher.
         """
         from allvm.allexe import MAIN_MODULE
         from allvm.imports import program_imports
@@ -55,7 +55,7 @@ class Policy:
         only = None
         programs = read_manifest(allexe)
         if programs is not None:
-            selected = selected_program(programs, allexe.path, args)
+            selected = selected_program(programs, argv[0], argv[1:])
             only = {MAIN_MODULE, *programs.get(selected, [])}
         for name, modules in program_imports(allexe, only).items():
             if name in self.denied:

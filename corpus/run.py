@@ -19,6 +19,7 @@ from pathlib import Path
 from allvm.build.debian import fetch_source
 from allvm.build.wllvm import Extraction
 from allvm.errors import AllvmError
+from allvm.toolchain import MUSL_TARGET, zig_command, zig_env
 from corpus.packages import CORPUS_DIR, PACKAGES, BuildError, Mode
 
 BIN = Path(sys.executable).parent
@@ -74,10 +75,36 @@ def extract(programs: list[str], tree: Path, allexes: Path, result: dict) -> dic
     return made
 
 
+def build_launcher(work: Path) -> Path:
+    """corpus/launcher.c, compiled for this install's alley."""
+    launcher = work / "launcher"
+    subprocess.run(zig_command("cc", "-target", MUSL_TARGET, "-static", "-O2",
+                               f'-DALLEY="{BIN / "alley"}"', str(CORPUS_DIR / "launcher.c"),
+                               "-o", str(launcher)),
+                   env=zig_env(), check=True, capture_output=True)
+    return launcher
+
+
+def install(bindir: Path, name: str, target: Path, launcher: Path | None) -> None:
+    """`bindir/name`: a symlink to the native program, or the launcher beside a symlink
+    `name.allexe` to the allexe."""
+    program = bindir / name
+    for old in (program, bindir / f"{name}.allexe"):
+        if old.is_symlink() or old.exists():
+            old.unlink()
+    if launcher is None:
+        program.symlink_to(target)
+    else:
+        os.link(launcher, program)
+        (bindir / f"{name}.allexe").symlink_to(target)
+
+
 def prepare_modes(programs: list[str], tree: Path, work: Path, allexes: dict[str, Path],
                   result: dict) -> list[Mode]:
-    """The native programs, and the allexes for alley's two paths (each with its own cache,
-    so the JIT path never finds a static binary)."""
+    """The native programs, and the allexes for alley's two paths, started by the launcher
+    under the caller's argv[0] (each path with its own cache, so the JIT path never finds a
+    static binary)."""
+    launcher = build_launcher(work)
     modes = []
     for name in MODES:
         bindir = work / "bin" / name
@@ -85,12 +112,9 @@ def prepare_modes(programs: list[str], tree: Path, work: Path, allexes: dict[str
         env = tool_env()
         for program in programs:
             base = os.path.basename(program)
-            link = bindir / base
-            if link.is_symlink():
-                link.unlink()
             target = tree / program if name == "native" else allexes.get(base)
             if target is not None:
-                link.symlink_to(target)
+                install(bindir, base, target, None if name == "native" else launcher)
         if name != "native":
             env["ALLVM_CACHE_DIR"] = str(work / f"cache-{name}")
         if name == "jit":  # compile every module once, as allready does for the static path

@@ -63,6 +63,17 @@ def test_argv0_is_the_allexe_path_as_given(probe, tmp_path):
                               f"argv[3]=--x\n{DTORS}"
 
 
+@pytest.mark.parametrize("cached", ["nothing", "objects", "static binary"])
+def test_argv0_option_names_the_program(probe, isolated_cache, cached):
+    """`-argv0 NAME`, as `exec -a NAME` would: on the JIT path and both cache-hit paths."""
+    if cached == "objects":
+        assert alley("-noexec", probe).returncode == 0
+    elif cached == "static binary":
+        assert run_tool("allready", probe).returncode == 0
+    proc = alley("-argv0", "basename", probe, "args")
+    assert proc.stdout == f"{CTORS}argv[0]=basename\nargv[1]=args\n{DTORS}", proc.stderr
+
+
 def test_run_directly_through_the_shebang(probe):
     proc = subprocess.run([str(probe), "args", "hi"], capture_output=True, text=True)
     assert proc.returncode == 0

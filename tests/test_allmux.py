@@ -161,6 +161,11 @@ def test_programs_selected_through_symlinks(inputs):
     check_selected_programs(inputs["ab"])  # alley's JIT path (nothing cached)
 
 
+def test_program_selected_by_the_argv0_option(inputs):
+    proc = run_tool("alley", "-argv0", "b", inputs["ab"])
+    assert proc.stdout.splitlines() == expected("b", "b", 1), proc.stderr
+
+
 def test_busybox_style_invocation(inputs):
     proc = run_tool("alley", inputs["ab"], "b", "exit")
     assert (proc.returncode, proc.stderr) == (3, "")

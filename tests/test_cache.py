@@ -83,7 +83,7 @@ def test_cache_hit_path_needs_no_compiler_and_no_inflating(two_modules, isolated
             print("exec", "llvmlite" in sys.modules, argv)
             sys.exit(0)
         os.execve = fake_execve
-        execute.run_cached({str(two_modules)!r}, ["a"])
+        execute.run_cached({str(two_modules)!r}, [{str(two_modules)!r}, "a"])
         print("no cache hit")
     """)
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
@@ -104,7 +104,7 @@ def test_cached_objects_are_linked_before_the_compiler_loads(two_modules, isolat
             print("exec", path.startswith("/proc/self/fd/"), loaded, argv)
             sys.exit(0)
         os.execve = fake_execve
-        execute.run_cached({str(two_modules)!r}, ["a"])
+        execute.run_cached({str(two_modules)!r}, [{str(two_modules)!r}, "a"])
         print("no cache hit")
     """)
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)

@@ -11,9 +11,13 @@ from allvm.policy import policy_in_environment
 
 def main() -> int:
     argv = sys.argv[1:]
+    argv0 = None
+    if len(argv) > 2 and argv[0] in ("-argv0", "--argv0"):
+        argv0, argv = argv[1], argv[2:]
     # A deny policy needs the program's IR read first: not the cache-hit path.
     if argv and not argv[0].startswith("-") and not policy_in_environment():
-        run_cached(argv[0], argv[1:])  # execs on a cache hit; returns otherwise
+        # execs on a cache hit; returns otherwise
+        run_cached(argv[0], [argv[0] if argv0 is None else argv0, *argv[1:]])
     return _slow_main()
 
 
@@ -32,6 +36,9 @@ def _slow_main() -> int:
         "examples:\n  alley hello.allexe --name world\n  ./hello.allexe           "
         "# allexes carry a '#!alley' line\n  alley -force-static hello.allexe",
     )
+    tool.option("argv0", metavar="NAME",
+                help="the program's argv[0] (default: ALLEXE as given), as `exec -a` sets it: "
+                     "for a launcher that runs an allexe under the name it was called by")
     tool.option("noexec", action="store_true",
                 help="do all the work (load, compile, resolve symbols) but run nothing")
     tool.option("force-static", dest="force_static", action="store_true",
@@ -46,6 +53,7 @@ def _slow_main() -> int:
     tool.positional("allexe", metavar="ALLEXE")
     tool.positional("args", metavar="ARGS", nargs=argparse.REMAINDER,
                     help="arguments for the program")
-    return tool.run(lambda a: run(a.allexe, a.args, force_static=a.force_static,
+    return tool.run(lambda a: run(a.allexe, [a.allexe if a.argv0 is None else a.argv0, *a.args],
+                                  force_static=a.force_static,
                                   noexec=a.noexec, jit=a.jit,
                                   policy=load_policy(a.deny, a.policy)))

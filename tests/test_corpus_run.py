@@ -1,6 +1,11 @@
-"""How the corpus counts a program as passing: no test of it regresses under alley."""
+"""The corpus runner: how it starts allexes in place of native programs, and how it counts a
+program as passing (no test of it regresses under alley)."""
 
-from corpus.run import exercised, programs_failing
+import subprocess
+
+from conftest import probe_allexe
+
+from corpus.run import build_launcher, exercised, install, programs_failing
 
 PROGRAMS = ["sort", "sha1sum", "sha1sum-vec", "test", "seq"]
 
@@ -27,3 +32,18 @@ def test_only_regressions_from_native_count():
 def test_a_mode_that_never_ran_fails_every_program():
     outcomes = {"native": {"seq.pl": True}, "jit": {"seq.pl": True}}
     assert set(programs_failing(PROGRAMS, outcomes)) == set(PROGRAMS)
+
+
+def test_launcher_starts_the_allexe_under_the_callers_argv0(tmp_path, isolated_cache):
+    """As binfmt_misc's preserve-argv0 would: the program sees the name it was called by, also
+    through a symlink elsewhere (a build tree's `src/seq`), not the kernel's script path."""
+    allexe = probe_allexe(tmp_path)
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    install(bindir, "seq", allexe, build_launcher(tmp_path))
+    tree_link = tmp_path / "seq-in-tree"
+    tree_link.symlink_to(bindir / "seq")
+    for path in (bindir / "seq", tree_link):
+        proc = subprocess.run(["seq", "args", "x"], executable=path, capture_output=True,
+                              text=True)
+        assert "argv[0]=seq\nargv[1]=args\nargv[2]=x\n" in proc.stdout, proc.stderr
