@@ -237,8 +237,10 @@ def make_check(tree: Path, mode: Mode, programs: list[str], args: list[str]) -> 
     """Run the package's `make check` against the mode's programs; one check per test."""
     with programs_in_tree(tree, programs, mode):
         # The automake harness runs tests in parallel under -j; each test has its own dir.
-        proc = mode.run(["make", f"-j{os.cpu_count() or 1}", *args], cwd=tree, text=True,
-                        timeout=MAKE_CHECK_TIMEOUT)
+        # VERBOSE= : coreutils sets VERBOSE=yes, which traces every test (set -x) and dumps
+        # the failed logs after the summary, where their own "FAIL: x" lines read as results.
+        proc = mode.run(["make", f"-j{os.cpu_count() or 1}", "VERBOSE=", *args], cwd=tree,
+                        text=True, timeout=MAKE_CHECK_TIMEOUT)
     # automake may print a failing test's line twice: one result per test name.
     results = dict((name, kind) for kind, name in
                    re.findall(r"^(PASS|FAIL|XFAIL|XPASS|ERROR|SKIP): (\S+)", proc.stdout, re.M))
