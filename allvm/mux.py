@@ -9,6 +9,13 @@ programs may define the same names; each distinct library module is kept once.
 Static constructors cannot stay in `llvm.global_ctors`: every program's would run at start-up.
 So each module's ctor/dtor tables are taken apart here, and the functions they list are given
 unique external names the dispatcher can call.
+
+Programs also share what their main modules have alike ("software multiplexing shares its
+libraries"): programs linked from one code base each carry a copy of the same library code
+(coreutils links gnulib into every program). Only one program runs in a process of the mux, so
+identical definitions of different programs — functions, constants, even mutable globals — can
+be one: each copy gets one shared name as a `linkonce_odr` comdat member, and the linker keeps
+one. allvm.sharing decides what is identical; a program's module still holds all its own code.
 """
 
 import os
@@ -19,8 +26,9 @@ from hashlib import blake2b
 from allvm.allexe import MAIN_MODULE, Allexe
 from allvm.codegen import DEFAULT_TRIPLE
 from allvm.errors import AllvmError
-from allvm.ir import find_function, ir_symbol, parse_module, unescape
+from allvm.ir import find_function, ir_symbol, native_target, parse_module, unescape
 from allvm.link import internalize
+from allvm.sharing import Definition, module_definitions, share_definitions, shared_definitions
 from allvm.structors import CTORS, DTORS, disable_tables, export_structors, find_table
 from allvm.toolchain import is_gnu
 
@@ -99,9 +107,10 @@ def mux_allexes(paths: list[str], *, internalize_mains: bool = True) -> list[tup
     libraries: dict[str, MuxedModule] = {}  # by digest of the inflated bitcode
     taken = {MAIN_MODULE}
     programs, modules, platform = [], [], None
+    texts, definitions = [], []  # each program's main module as IR text, and as sharing sees it
     for path, name in zip(paths, names, strict=True):
         allexe = Allexe.open(path)
-        own, main, triple, datalayout = _mux_main_module(allexe, name, internalize_mains)
+        own, main, text, triple, datalayout = _mux_main_module(allexe, name, internalize_mains)
         platform = platform or (triple, datalayout)
         if is_gnu(triple) != is_gnu(platform[0]):
             raise AllvmError(f"{path}: cannot mux programs for '{platform[0]}' and '{triple}'")
@@ -118,8 +127,26 @@ def mux_allexes(paths: list[str], *, internalize_mains: bool = True) -> list[tup
         own.entry_name = _unique_entry_name(own.entry_name, name, taken)
         modules.append(own)
         programs.append(Program(name, main, [*libs, own]))
+        texts.append(text)
+        definitions.append(module_definitions(text))
+    _share_across_programs(programs, texts, definitions)
     dispatcher = parse_module(dispatcher_ir(programs, *platform).encode(), MAIN_MODULE)
     return [(MAIN_MODULE, dispatcher.as_bitcode())] + [(m.entry_name, m.bitcode) for m in modules]
+
+
+def _share_across_programs(programs: list[Program], texts: list[str],
+                           definitions: list[list[Definition]]) -> None:
+    """Give the definitions programs have alike one shared name each (allvm.sharing): the main
+    modules that have any are rewritten from their text, in parallel."""
+    from allvm.codegen import in_parallel
+
+    shared = shared_definitions(definitions)
+    rewritten = [i for i, found in enumerate(shared) if found]
+    jobs = [(texts[i], shared[i], f"{programs[i].name}: {programs[i].modules[-1].entry_name}")
+            for i in rewritten]
+    for i, bitcode in zip(rewritten, in_parallel(share_definitions, jobs) if jobs else [],
+                          strict=True):
+        programs[i].modules[-1].bitcode = bitcode
 
 
 def _unique_entry_name(name: str, tag: str, taken: set[str]) -> str:
@@ -131,7 +158,8 @@ def _unique_entry_name(name: str, tag: str, taken: set[str]) -> str:
 
 
 def _mux_main_module(allexe: Allexe, name: str, internalize_main: bool):
-    """A program's main module with `main` renamed `main_<name>`, the rest internalized."""
+    """A program's main module with `main` renamed `main_<name>`, the rest internalized; and
+    the module as IR text, for allvm.sharing."""
     module = parse_module(allexe.read_module(allexe.main), f"{allexe.path}: {MAIN_MODULE}")
     main = find_function(module, "main")
     if main is None or main.is_declaration:
@@ -144,8 +172,24 @@ def _mux_main_module(allexe: Allexe, name: str, internalize_main: bool):
     hook = _hook(main, f"'main' of {allexe.path}")
     muxed = MuxedModule(f"main_{name}.bc", b"")
     _take_ctor_tables(module, muxed, name)
+    _merge_constants(module)
     muxed.bitcode = module.as_bitcode()
-    return muxed, hook, module.triple or DEFAULT_TRIPLE, module.data_layout
+    # The text allvm.sharing reads starts with the module's name, unescaped: a path's line
+    # break there would be misread as the start of a definition.
+    module.name = MAIN_MODULE
+    return muxed, hook, str(module), module.triple or DEFAULT_TRIPLE, module.data_layout
+
+
+def _merge_constants(module) -> None:
+    """Programs linked from the same sources have one string constant many times over: merged
+    (LLVM's constmerge), each program has one definition with that content to share. A module
+    for a target this machine cannot compile for keeps them (the pass builder wants its target
+    machine)."""
+    try:
+        native_target(module.triple or DEFAULT_TRIPLE, module.name)
+    except AllvmError:
+        return
+    _run_passes(module, "constmerge")
 
 
 def _mux_library_module(bitcode: bytes, entry_name: str, tag: str, where: str) -> MuxedModule:
@@ -166,14 +210,14 @@ def _take_ctor_tables(module, muxed: MuxedModule, tag: str) -> bool:
         hooks += [(priority, _hook(find_function(module, name), f"'{name}' in {module.name}'s "
                                    f"{table}")) for priority, name in tables[table]]
     disable_tables(module)
-    _drop_dead_globals(module)
+    _run_passes(module, "globaldce")  # drops the disabled tables (llvmlite cannot delete them)
     return True
 
 
-def _drop_dead_globals(module) -> None:
-    from allvm.passes import run_pipeline
+def _run_passes(module, pipeline: str) -> None:
+    from allvm.passes import run_pipeline  # not on alley's path (allvm.policy imports this)
 
-    run_pipeline(module, "globaldce")
+    run_pipeline(module, pipeline)
 
 
 def _hook(function, what: str) -> Hook:

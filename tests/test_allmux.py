@@ -2,6 +2,7 @@
 and the multiplexed allexe through every way of running it."""
 
 import os
+import re
 import subprocess
 
 import pytest
@@ -9,7 +10,7 @@ from conftest import compile_c, run_tool, tool_path
 
 from allvm.allexe import Allexe
 from allvm.ir import parse_module
-from allvm.toolchain import GNU_TARGET
+from allvm.toolchain import GNU_TARGET, MUSL_TARGET
 
 # A library both programs use: its constructor must run for whichever program is selected.
 SHARED_LIB = r"""
@@ -278,3 +279,208 @@ def test_glibc_programs_in_process_jit(tmp_path):
                  compile_c(PROGRAM_B, tmp_path / "b.bc", target=GNU_TARGET), blib, shared)
     (tmp_path / "mux").mkdir()
     check_selected_programs(mux(tmp_path / "mux" / "ab.allexe", a, b))
+
+
+# Sharing identical definitions across programs. Both programs have the same helper and the
+# same mutable global (each program changes it its own way), and a same-named global with
+# different initializers.
+SHARING_COMMON = r"""
+#include <stdio.h>
+int counter = 5;
+int differ = DIFFER;
+__attribute__((noinline)) unsigned checksum(const char *s) {
+    unsigned h = 2166136261u;
+    for (; *s; s++) { h ^= (unsigned char)*s; h *= 16777619u; }
+    return h % 1000;
+}
+"""
+SHARING_P = SHARING_COMMON.replace("DIFFER", "1") + r"""
+int twin_a(void); int twin_b(void);
+int main(int argc, char **argv) {
+    counter += argc;
+    int a = twin_a();
+    a = twin_a();
+    printf("p %u %d %d %d %d\n", checksum("allmux"), counter, differ, a, twin_b());
+    return 0;
+}
+"""
+SHARING_Q = SHARING_COMMON.replace("DIFFER", "2") + r"""
+int twin_a(void);
+int main(int argc, char **argv) {
+    counter *= argc;
+    printf("q %u %d %d %d\n", checksum("allmux"), counter, differ, twin_a());
+    return 0;
+}
+"""
+# Linked into p's main module together, these give it two globals alike in all but name,
+# `calls` and `calls.1`: they must stay two. (q has one `calls` just like them.)
+TWIN_A = "static int calls; int twin_a(void) { return ++calls; }"
+TWIN_B = "static int calls; int twin_b(void) { return 10 * ++calls; }"
+
+
+def fnv1a_mod_1000(text: str) -> int:
+    h = 2166136261
+    for byte in text.encode():
+        h = ((h ^ byte) * 16777619) % 2**32
+    return h % 1000
+
+
+def expected_sharing_output(name: str, argc: int) -> str:
+    checksum = fnv1a_mod_1000("allmux")
+    if name == "p":  # twin_a counted twice, twin_b once: with their own counters, 2 and 10
+        return f"p {checksum} {5 + argc} 1 2 10\n"
+    return f"q {checksum} {5 * argc} 2 1\n"
+
+
+def main_module_of(directory, name: str, target: str, *sources: str):
+    """One main module linked from several C sources, as a build's link step makes it."""
+    modules = [parse_module(compile_c(source, directory / f"{name}{i}.bc",
+                                      target=target).read_bytes(), f"{name}{i}")
+               for i, source in enumerate(sources)]
+    for module in modules[1:]:
+        modules[0].link_in(module)
+    out = directory / f"{name}.bc"
+    out.write_bytes(modules[0].as_bitcode())
+    return out
+
+
+def sharing_mux(directory, target: str):
+    p = bc2allvm(directory / "p.allexe",
+                 main_module_of(directory, "p", target, SHARING_P, TWIN_A, TWIN_B))
+    q = bc2allvm(directory / "q.allexe", main_module_of(directory, "q", target, SHARING_Q, TWIN_A))
+    (directory / "mux").mkdir()
+    return mux(directory / "mux" / "pq.allexe", p, q)
+
+
+@pytest.fixture(scope="module")
+def sharing(tmp_path_factory):
+    return sharing_mux(tmp_path_factory.mktemp("sharing"), MUSL_TARGET)
+
+
+def check_sharing_programs(mux_allexe, runner=()):
+    for name, args in (("p", []), ("q", ["x", "y"])):
+        link = symlink(mux_allexe, name)
+        proc = run_path(*runner, link, *args)
+        assert (proc.returncode, proc.stderr) == (0, "")
+        assert proc.stdout == expected_sharing_output(name, 1 + len(args))
+
+
+def shared_definitions(module) -> dict[str, str]:
+    """{base name: linkage} of the module's `allmux.shared.<key>.<base>` definitions."""
+    return {value.name.split(".", 3)[3]: value.linkage.name
+            for value in [*module.functions, *module.global_variables]
+            if value.name.startswith("allmux.shared.") and not value.is_declaration}
+
+
+def test_identical_definitions_are_shared(sharing):
+    p, q = (read_module(sharing, f"main_{name}.bc") for name in "pq")
+    names = {v.name for v in [*p.functions, *p.global_variables]}
+    for module in (p, q):
+        shared = shared_definitions(module)
+        assert shared["checksum"] == shared["counter"] == "linkonce_odr"
+        assert not {"differ", "calls", "twin_a"} & shared.keys()
+    # One name per key: the same in both programs.
+    assert ({n for n in names if n.startswith("allmux.shared.")}
+            == {v.name for v in [*q.functions, *q.global_variables]
+                if v.name.startswith("allmux.shared.")})
+    assert "differ" in names  # still p's own, and both its `calls`
+    assert len([n for n in names if re.fullmatch(r"calls(\.\d+)?", n)]) == 2
+
+
+def test_shared_programs_run_through_symlinks(sharing):
+    check_sharing_programs(sharing)
+
+
+def test_shared_programs_linked_statically(sharing, isolated_cache):
+    check_sharing_programs(sharing, runner=[tool_path("alley"), "-force-static"])
+    # The linker kept one checksum: FNV-1a's prime, its multiply's operand, is there once.
+    (binary,) = (isolated_cache / "static_binaries").iterdir()
+    assert binary.read_bytes().count((16777619).to_bytes(4, "little")) == 1
+
+
+def test_alltogether_keeps_one_copy_of_each_shared_definition(sharing, tmp_path):
+    merged = tmp_path / "merged.allexe"
+    proc = run_tool("alltogether", sharing, "-o", merged, "-q", "-disable-opt")
+    assert proc.returncode == 0, proc.stderr
+    module = read_module(merged, "main.bc")
+    checksums = [f.name for f in module.functions
+                 if f.name.endswith(".checksum") and not f.is_declaration]
+    assert len(checksums) == 1 and checksums[0].startswith("allmux.shared.")
+    check_sharing_programs(merged)
+
+
+def test_shared_programs_in_process_jit(tmp_path):
+    """MCJIT loads every program's copy of a shared definition and keeps one."""
+    check_sharing_programs(sharing_mux(tmp_path, GNU_TARGET))
+
+
+# Mutually recursive functions (a cycle of references) and a global; STATE varies by program.
+RECURSION_IR = r"""
+@state = internal global i32 STATE
+define internal i32 @even(i32 %n) {
+  %zero = icmp eq i32 %n, 0
+  br i1 %zero, label %yes, label %no
+yes:
+  ret i32 1
+no:
+  %m = sub i32 %n, 1
+  %r = call i32 @odd(i32 %m)
+  ret i32 %r
+}
+define internal i32 @odd(i32 %n) {
+  %zero = icmp eq i32 %n, 0
+  br i1 %zero, label %yes, label %no
+yes:
+  ret i32 0
+no:
+  %m = sub i32 %n, 1
+  %r = call i32 @even(i32 %m)
+  ret i32 %r
+}
+define internal i32 @get() {
+  %v = load i32, ptr @state
+  %e = call i32 @even(i32 %v)
+  ret i32 %e
+}
+define i32 @main() {
+  %v = call i32 @get()
+  ret i32 %v
+}
+"""
+
+# An unnamed struct type prints as `%0`, as an unnamed value does; TYPE varies by program.
+NUMBERED_TYPE_IR = r"""
+%0 = type TYPE
+define internal i64 @size(i32 %0) {
+  %2 = alloca %0
+  %3 = ptrtoint ptr %2 to i64
+  ret i64 %3
+}
+define i32 @main() {
+  %1 = call i64 @size(i32 0)
+  ret i32 0
+}
+"""
+
+
+def sharing_of(*texts: str) -> list[dict[str, str]]:
+    """For each module (IR text), {local name: shared name} of what allmux would share."""
+    from allvm.sharing import module_definitions, shared_definitions
+
+    printed = [str(parse_module(text.encode(), f"program{i}")) for i, text in enumerate(texts)]
+    found = shared_definitions([module_definitions(text) for text in printed])
+    return [{definition.name: name for definition, name in shared} for shared in found]
+
+
+def test_sharing_follows_references_through_cycles():
+    x, y, z = sharing_of(*(RECURSION_IR.replace("STATE", state) for state in "001"))
+    assert x == y and set(x) == {"state", "get", "even", "odd"}
+    # z's state differs, so does z's get (it reads state); the cycle is the same in all three.
+    assert z == {name: x[name] for name in ("even", "odd")}
+
+
+def test_numbered_types_shared_only_with_the_same_types():
+    same, also_same, other = sharing_of(*(NUMBERED_TYPE_IR.replace("TYPE", t) for t in
+                                          ("{ i32, i32 }", "{ i32, i32 }", "{ i64, i64, i64 }")))
+    assert set(same) == {"size"} and same == also_same
+    assert other == {}
