@@ -17,10 +17,11 @@ A key is shared by the programs that have exactly one definition with it (two gl
 program must stay two), when at least two programs do, and only if every local definition it
 references is shared too (else one program's code would reach another's private copy). Each
 shared copy is renamed `allmux.shared.<key>.<name>` and becomes `linkonce_odr dso_local`, in a
-comdat of its name: the linker (lld, MCJIT's loader, or llvm-link in alltogether) keeps one
-copy. Not hidden: alltogether makes hidden definitions internal to their module before linking,
-which would keep every copy. Every program module still holds all of its own code, so what is
-checked per program (allvm.policy) is unchanged.
+comdat of its name: the linker (lld, or llvm-link in alltogether) keeps one copy; MCJIT, on
+alley's in-process path, accepts the repeated weak definitions. Not hidden: alltogether makes
+hidden definitions internal to their module before linking, which would keep every copy.
+Every program module still holds all of its own code, so what is checked per program
+(allvm.policy) is unchanged.
 """
 
 import re
@@ -50,6 +51,7 @@ _METADATA_NODE = re.compile(r"\n(!\d+) = (.*)")
 _VARIABLE = re.compile(rf"\n(@{_NAME}) = (.*)")
 _DEFINE = re.compile(r"\ndefine ([^\n]*)\{\n")
 _DECLARE = re.compile(r"\ndeclare [^\n]*")
+_BLOCK_ADDRESS = re.compile(rf"blockaddress\((@{_NAME})")
 _LOCAL_LINKAGE = re.compile(r"(?:private|internal) ")
 # What a variable line defines, after its linkage, visibility, thread-local ... keywords.
 _VARIABLE_KIND = re.compile(r"(?:[\w()]+ )*?(global|constant|alias|ifunc) ")
@@ -80,7 +82,9 @@ class Definition:
     base: str = ""  # the name without linking's `.<n>` suffixes
     digest: bytes = b""  # of its normalized text, local references left out
     refs: list[str] = field(default_factory=list)  # local definitions it references, in order
-    pinned: bool = False  # never shared: placed in a section, an alias, not fully understood
+    # Never shared: an alias, placed in a section, reached by a block address or an alias,
+    # or not fully understood.
+    pinned: bool = False
 
 
 def module_definitions(text: str) -> list[Definition]:
@@ -109,6 +113,13 @@ class _ModuleText:
         self.external = {name for name, _ in chain(self.variables, self.functions)}
         self.external |= {_defined_name(line[0]) for line in _DECLARE.finditer(self.code)}
         self.external -= self.local
+        # Reached other than through its symbol, a definition stays the module's own: a block
+        # address or an alias is a label in the definition's section, which in a shared copy
+        # the linker may discard.
+        self.placed_by_others = {symbol_name(ref) for ref in _BLOCK_ADDRESS.findall(self.code)}
+        for _, line in self.variables:
+            if not _is_variable(line[2]):
+                self.placed_by_others |= {symbol_name(ref) for ref in _global_refs(line[2])}
         # Unnamed types print as `%0`, `%1` ... as a function's unnamed values do: in a function,
         # which a token means is not known here, so the function's key includes what each
         # numbered type is (it is then shared only with modules that have the same ones).
@@ -119,9 +130,8 @@ class _ModuleText:
         found = []
         for name, line in self.variables:
             if name in self.local:
-                kind = _VARIABLE_KIND.match(line[2])
-                pinned = kind is None or kind[1] in ("alias", "ifunc")
-                found.append(self._definition(name, line, False, line[2], _TYPE_TOKEN, pinned))
+                found.append(self._definition(name, line, False, line[2], _TYPE_TOKEN,
+                                              not _is_variable(line[2])))
         for name, header in self.functions:
             if name in self.local:
                 body = self.code[header.end():self.code.index("\n}\n", header.end()) + 1]
@@ -136,6 +146,7 @@ class _ModuleText:
         """`line`: the definition's match of _VARIABLE or _DEFINE; `text`: what it defines."""
         definition = Definition(name, line.start() + 1, function, _LINK_SUFFIX.sub("", name))
         definition.pinned = (pinned or not name or name[0].isdigit() or name.startswith("llvm.")
+                             or name in self.placed_by_others
                              or _is_placed(line[1] if function else line[2]))
         text = _DEBUG_ATTACHMENT.sub("", _DEBUG_RECORD.sub("", text))
         normalized = tokens.sub(lambda token: self._normalize(token, definition), text)
@@ -221,9 +232,19 @@ class _ModuleText:
         return self.metadata_keys[ref]
 
 
+def _global_refs(text: str) -> list[str]:
+    return [t[0] for t in _TOKEN.finditer(text) if t.lastindex == _GLOBAL_REF]
+
+
 def _defined_name(header: str) -> str:
     """The name a `define` line defines: its first global reference."""
-    return symbol_name(next(t[0] for t in _TOKEN.finditer(header) if t.lastindex == _GLOBAL_REF))
+    return symbol_name(_global_refs(header)[0])
+
+
+def _is_variable(rest: str) -> bool:
+    """Whether a `@name = rest` line defines a variable (not an alias or an ifunc)."""
+    kind = _VARIABLE_KIND.match(rest)
+    return kind is not None and kind[1] in ("global", "constant")
 
 
 def _function_names(header: str, body: str) -> set[str]:

@@ -410,7 +410,7 @@ def test_alltogether_keeps_one_copy_of_each_shared_definition(sharing, tmp_path)
 
 
 def test_shared_programs_in_process_jit(tmp_path):
-    """MCJIT loads every program's copy of a shared definition and keeps one."""
+    """MCJIT loads every program's object, each with its copy of the shared definitions."""
     check_sharing_programs(sharing_mux(tmp_path, GNU_TARGET))
 
 
@@ -484,3 +484,34 @@ def test_numbered_types_shared_only_with_the_same_types():
                                           ("{ i32, i32 }", "{ i32, i32 }", "{ i64, i64, i64 }")))
     assert set(same) == {"size"} and same == also_same
     assert other == {}
+
+
+# A block address and an alias reach into their definition's own code, which the linker could
+# discard in a shared copy.
+LABEL_BOUND_IR = r"""
+@table = internal constant [1 x ptr] [ptr blockaddress(@jump, %target)]
+@entry = internal alias i32 (), ptr @aliased
+define internal i32 @aliased() {
+  ret i32 7
+}
+define internal i32 @plain() {
+  ret i32 8
+}
+define internal i32 @jump() {
+  %a = load ptr, ptr @table
+  indirectbr ptr %a, [label %target]
+target:
+  ret i32 9
+}
+define i32 @main() {
+  %x = call i32 @entry()
+  %y = call i32 @jump()
+  %z = call i32 @plain()
+  ret i32 %z
+}
+"""
+
+
+def test_definitions_reached_by_label_not_shared():
+    first, second = sharing_of(LABEL_BOUND_IR, LABEL_BOUND_IR)
+    assert set(first) == set(second) == {"plain"}
