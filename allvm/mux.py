@@ -181,10 +181,10 @@ def _mux_main_module(allexe: Allexe, name: str, internalize_main: bool):
 
 
 def _merge_constants(module) -> None:
-    """Programs linked from the same sources have one string constant many times over: merged
-    (LLVM's constmerge), each program has one definition with that content to share. A module
-    for a target this machine cannot compile for keeps them (the pass builder wants its target
-    machine)."""
+    """A program linked from many source files holds a string constant once per file that
+    uses it: merged (LLVM's constmerge), it has one definition with that content to share. A
+    module for a target this machine cannot compile for keeps its copies (the pass builder
+    wants that target's machine)."""
     try:
         native_target(module.triple or DEFAULT_TRIPLE, module.name)
     except AllvmError:
