@@ -71,44 +71,38 @@ def test_force_static_builds_the_static_binary(two_modules, isolated_cache):
     assert everything(isolated_cache) == before
 
 
-def test_cache_hit_path_needs_no_compiler_and_no_inflating(two_modules, isolated_cache):
-    assert run_tool("allready", two_modules).returncode == 0
+def cached_run(allexe) -> str:
+    """What execute.run_cached does with `allexe`, in a fresh interpreter where inflating
+    bitcode fails and exec only reports: the program's kind of path, which heavy modules were
+    loaded by then, and argv."""
     script = textwrap.dedent(f"""
         import os, sys, zlib
         def refuse(*a, **k):
-            raise AssertionError("decompressed on the cache-hit path")
+            raise AssertionError("decompressed on a cache-hit path")
         zlib.decompressobj = zlib.decompress = refuse
         from allvm import execute
         def fake_execve(path, argv, env):
-            print("exec", "llvmlite" in sys.modules, argv)
+            loaded = [m for m in ("llvmlite", "argparse", "allvm.codegen") if m in sys.modules]
+            kind = "memory" if path.startswith("/proc/self/fd/") else "file"
+            print("exec", kind, loaded, argv)
             sys.exit(0)
         os.execve = fake_execve
-        execute.run_cached({str(two_modules)!r}, [{str(two_modules)!r}, "a"])
+        execute.run_cached({str(allexe)!r}, [{str(allexe)!r}, "a"])
         print("no cache hit")
     """)
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
-    assert proc.stdout == f"exec False ['{two_modules}', 'a']\n", proc.stderr
+    return proc.stdout + proc.stderr
+
+
+def test_cache_hit_path_needs_no_compiler_and_no_inflating(two_modules, isolated_cache):
+    assert run_tool("allready", two_modules).returncode == 0
+    assert cached_run(two_modules) == f"exec file [] ['{two_modules}', 'a']\n"
 
 
 def test_cached_objects_are_linked_before_the_compiler_loads(two_modules, isolated_cache):
     """The JIT path with every object cached: no compiler, no inflating, no option parser."""
     assert alley("-noexec", two_modules).returncode == 0
-    script = textwrap.dedent(f"""
-        import os, sys, zlib
-        def refuse(*a, **k):
-            raise AssertionError("decompressed on the cached-objects path")
-        zlib.decompressobj = zlib.decompress = refuse
-        from allvm import execute
-        def fake_execve(path, argv, env):
-            loaded = [m for m in ("llvmlite", "argparse", "allvm.codegen") if m in sys.modules]
-            print("exec", path.startswith("/proc/self/fd/"), loaded, argv)
-            sys.exit(0)
-        os.execve = fake_execve
-        execute.run_cached({str(two_modules)!r}, [{str(two_modules)!r}, "a"])
-        print("no cache hit")
-    """)
-    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
-    assert proc.stdout == f"exec True [] ['{two_modules}', 'a']\n", proc.stderr
+    assert cached_run(two_modules) == f"exec memory [] ['{two_modules}', 'a']\n"
     assert entries(isolated_cache, "static_binaries") == []
 
 
