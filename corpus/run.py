@@ -221,6 +221,13 @@ def mode_cell(result: dict, mode: str) -> str:
     return f"{counts['passed']}/{counts['total']}" if counts else "—"
 
 
+def explained(failure: str, reasons: dict[str, str]) -> str:
+    """A failure line with the known reason for the test it names, if any."""
+    reason = next((why for test, why in reasons.items() if f"{test} " in f"{failure} "
+                   or f"{test}:" in failure), None)
+    return f"{failure} — {reason}" if reason else failure
+
+
 def write_results(results: dict[str, dict], directory: Path) -> None:
     order = [n for n in PACKAGES if n in results] + [n for n in results if n not in PACKAGES]
     (directory / "results.json").write_text(
@@ -259,7 +266,9 @@ def write_results(results: dict[str, dict], directory: Path) -> None:
         lines += ["## What failed, and why", ""]
         for n in failing:
             lines.append(f"- **{n}**")
-            lines += [f"  - {f}".replace("\n", " ") for f in results[n]["failures"]]
+            reasons = PACKAGES[n].reasons if n in PACKAGES else {}
+            lines += [f"  - {explained(f, reasons)}".replace("\n", " ")
+                      for f in results[n]["failures"]]
         lines.append("")
     (directory / "results.md").write_text("\n".join(lines))
 

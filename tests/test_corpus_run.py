@@ -5,7 +5,7 @@ import subprocess
 
 from conftest import probe_allexe
 
-from corpus.run import build_launcher, exercised, install, programs_failing
+from corpus.run import build_launcher, exercised, explained, install, programs_failing
 
 PROGRAMS = ["sort", "sha1sum", "sha1sum-vec", "test", "seq"]
 
@@ -47,3 +47,11 @@ def test_launcher_starts_the_allexe_under_the_callers_argv0(tmp_path, isolated_c
         proc = subprocess.run(["seq", "args", "x"], executable=path, capture_output=True,
                               text=True)
         assert "argv[0]=seq\nargv[1]=args\nargv[2]=x\n" in proc.stdout, proc.stderr
+
+
+def test_failures_carry_their_known_reason():
+    reasons = {"tests/misc/seq.pl": "why"}
+    assert explained("jit: tests/misc/seq.pl: FAIL", reasons) == \
+        "jit: tests/misc/seq.pl: FAIL — why"
+    assert explained("seq: jit: tests/misc/seq.pl fails", reasons).endswith(" — why")
+    assert explained("jit: tests/misc/seq.pl2: FAIL", reasons) == "jit: tests/misc/seq.pl2: FAIL"
