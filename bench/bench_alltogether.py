@@ -47,6 +47,11 @@ def tool(name: str) -> str:
 def static_binary(allexe: str, cache_dir: str) -> str:
     """allready the allexe into `cache_dir`; the path of its static binary there."""
     run([tool("allready"), allexe], env={**os.environ, "ALLVM_CACHE_DIR": cache_dir})
+    return static_binary_path(allexe, cache_dir)
+
+
+def static_binary_path(allexe: str, cache_dir: str) -> str:
+    """Where allready puts the allexe's static binary in `cache_dir`."""
     return Cache(cache_dir).static_binary_path(static_binary_key(Allexe.open(allexe)))
 
 

@@ -23,7 +23,7 @@ sys.path[:0] = [str(HERE), str(ROOT / "examples"), str(ROOT)]
 
 import bench_alley  # noqa: E402
 import bench_allmux  # noqa: E402
-from bench_alltogether import run, static_binary, tool  # noqa: E402
+from bench_alltogether import run, static_binary, static_binary_path, tool  # noqa: E402
 from bench_alltogether import workload as example_workload  # noqa: E402
 from common import Command, measure, median_difference, ms, print_table, ratio_record  # noqa: E402
 from demo import BUILD as DEMO_BUILD  # noqa: E402
@@ -421,7 +421,7 @@ def fig5_coreutils(s: Settings) -> list[dict]:
     run([tool("allmux"), *map(str, allexes.values()), "-o", muxed, "-f"])
     mux = static_binary(muxed, str(CACHE))
     run([tool("allready"), *map(str, allexes.values())], env=cache_env(CACHE))
-    statics = {n: static_binary(str(allexes[n]), str(CACHE)) for n in names}
+    statics = {n: static_binary_path(str(allexes[n]), str(CACHE)) for n in names}
     dynamic_tree = coreutils_build("coreutils-gcc", "gcc", [])
     dynamics = [stripped(dynamic_tree / "src" / n, work / f"{n}.dynamic") for n in names]
     libraries = bench_allmux.shared_libraries(dynamics)

@@ -4,8 +4,8 @@
     .venv/bin/python bench/run.py [--quick] [--only 1,3] [--runs N]
 
 --quick (make bench QUICK=1) uses smaller inputs and fewer runs; --only reruns some figures and
-keeps the others from the last report. A figure that fails is reported
-as "not run" with its error, and the others still run.
+keeps the others from the last report. A figure that fails is reported as "not run" with its
+error, and the others still run.
 """
 
 import argparse

@@ -19,6 +19,7 @@ from allvm.build.debian import fetch_source
 CORPUS_DIR = Path(__file__).resolve().parent
 TEST_TIMEOUT = 600
 MAKE_CHECK_TIMEOUT = 3 * 3600
+MAKE_JOBS = f"-j{os.cpu_count() or 1}"
 
 
 @dataclass
@@ -240,8 +241,8 @@ def make_check(tree: Path, mode: Mode, programs: list[str], args: list[str]) -> 
         # The automake harness runs tests in parallel under -j; each test has its own dir.
         # VERBOSE= : coreutils sets VERBOSE=yes, which traces every test (set -x) and dumps
         # the failed logs after the summary, where their own "FAIL: x" lines read as results.
-        proc = mode.run(["make", f"-j{os.cpu_count() or 1}", "VERBOSE=", *args], cwd=tree,
-                        text=True, timeout=MAKE_CHECK_TIMEOUT)
+        proc = mode.run(["make", MAKE_JOBS, "VERBOSE=", *args], cwd=tree, text=True,
+                        timeout=MAKE_CHECK_TIMEOUT)
     # automake may print a failing test's line twice: one result per test name.
     results = dict((name, kind) for kind, name in
                    re.findall(r"^(PASS|FAIL|XFAIL|XPASS|ERROR|SKIP): (\S+)", proc.stdout, re.M))
@@ -347,7 +348,7 @@ class Coreutils(Package):
         """configure and make with CC (another CC and flags: the benchmark's other builds)."""
         run_step(["./configure", f"CC={cc}", *self.CONFIGURE_FLAGS, *extra_flags], tree,
                  {**env, "FORCE_UNSAFE_CONFIGURE": "1"}, log, "configure")  # we are root
-        run_step(["make", f"-j{os.cpu_count() or 1}", *Gzip.MAKE_ARGS], tree, env, log, "make")
+        run_step(["make", MAKE_JOBS, *Gzip.MAKE_ARGS], tree, env, log, "make")
 
     def find_programs(self, tree):
         """Every executable ELF file that `make` built in src/: not the build helper, not
