@@ -41,7 +41,7 @@ test: setup $(TEST_DEPS)
 
 # The Debian corpus (corpus/): deb-src for bookworm, and what the packages' builds need.
 $(CORPUS_DEPS): $(INSTALLED)
-	$(PY) -c 'from allvm.build.debian import ensure_deb_src; ensure_deb_src()'
+	$(PY) -c 'from allvm.packaging.debian import ensure_deb_src; ensure_deb_src()'
 	apt-get install -y -q autoconf automake libtool libtool-bin bison flex tcl
 	touch $@
 

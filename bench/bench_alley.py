@@ -91,7 +91,7 @@ def build_lua() -> tuple[Path, Path, Path]:
     """Lua's interpreter by clang-14: (one llvm-link-14'd module for lli, the same module as an
     allexe, and an allexe with one module per source file)."""
     sys.path.insert(0, str(ROOT))
-    from allvm.build.debian import fetch_source
+    from allvm.packaging.debian import fetch_source
 
     src = Path(fetch_source("lua5.4", str(ROOT / "build" / "bench-src"))) / "src"
     out = WORK / "lua"

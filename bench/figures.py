@@ -29,7 +29,7 @@ from common import Command, measure, median_difference, ms, print_table, ratio_r
 from demo import BUILD as DEMO_BUILD  # noqa: E402
 from demo import PROGRAMS as DEMO_PROGRAMS  # noqa: E402
 
-from allvm.build.debian import fetch_source  # noqa: E402
+from allvm.packaging.debian import fetch_source  # noqa: E402
 from allvm.toolchain import MUSL_TARGET, zig_command, zig_env  # noqa: E402
 from corpus import run as corpus_run  # noqa: E402
 from corpus.packages import PACKAGES as CORPUS_PACKAGES  # noqa: E402

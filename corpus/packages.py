@@ -14,7 +14,7 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from allvm.build.debian import fetch_source
+from allvm.packaging.debian import fetch_source
 
 CORPUS_DIR = Path(__file__).resolve().parent
 TEST_TIMEOUT = 600

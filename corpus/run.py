@@ -16,8 +16,8 @@ import sys
 import time
 from pathlib import Path
 
-from allvm.build.debian import fetch_source
-from allvm.build.wllvm import Extraction
+from allvm.packaging.debian import fetch_source
+from allvm.packaging.wllvm import Extraction
 from allvm.errors import AllvmError
 from allvm.toolchain import MUSL_TARGET, zig_command, zig_env
 from corpus.packages import CORPUS_DIR, PACKAGES, BuildError, Mode

@@ -7,8 +7,8 @@ import subprocess
 import pytest
 from conftest import run_tool
 
-from allvm.build.elf import Elf
-from allvm.build.wllvm import SECTION
+from allvm.packaging.elf import Elf
+from allvm.packaging.wllvm import SECTION
 from allvm.ir import is_bitcode
 
 LIB_C = "int twice(int x) { return 2 * x; }\n"

@@ -7,7 +7,7 @@ import pytest
 from conftest import run_tool
 
 from allvm.allexe import Allexe
-from allvm.build.elf import Elf
+from allvm.packaging.elf import Elf
 from allvm.ir import parse_module
 
 LIB_C = "int twice(int x) { return 2 * x; }\n"

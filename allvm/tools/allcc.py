@@ -1,6 +1,6 @@
 """allcc / allc++: drop-in CC and CXX that also keep each translation unit's bitcode.
 
-Every argument belongs to the compiler (see allvm.build.wrapper), with two exceptions shared
+Every argument belongs to the compiler (see allvm.packaging.wrapper), with two exceptions shared
 with every ALLVM tool: `--version` alone prints clang's version followed by the ALLVM Tools
 lines, and `--help` alone explains the wrapper. ALLVM_CC_TARGET chooses the target (default
 x86_64-linux-musl).
@@ -31,7 +31,7 @@ def _own_option(name: str, cxx: bool, argv: list[str]) -> bool:
     """Handle `--version` / `--help` given alone; True if handled."""
     import subprocess
 
-    from allvm.build.wrapper import target
+    from allvm.packaging.wrapper import target
     from allvm.cli import version_text
     from allvm.toolchain import zig_command, zig_env
 
@@ -47,7 +47,7 @@ def _own_option(name: str, cxx: bool, argv: list[str]) -> bool:
 
 
 def _run(name: str, cxx: bool) -> int:
-    from allvm.build.wrapper import main
+    from allvm.packaging.wrapper import main
 
     try:
         if _own_option(name, cxx, sys.argv[1:]):

@@ -1,6 +1,6 @@
 """wllvm-dump: list the bitcode files recorded in a binary's `.llvm_bc` section."""
 
-from allvm.build.wllvm import bitcode_paths
+from allvm.packaging.wllvm import bitcode_paths
 from allvm.cli import Tool
 
 tool = Tool(

@@ -2,7 +2,7 @@
 
 import sys
 
-from allvm.build.wllvm import Extraction, MissingSection
+from allvm.packaging.wllvm import Extraction, MissingSection
 from allvm.cli import Tool
 from allvm.output import check_output_path
 

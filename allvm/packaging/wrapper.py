@@ -2,7 +2,7 @@
 
 Each C/C++ source is compiled twice with the user's flags: once to the object the build asked
 for, once (quietly, at the same time) with `-emit-llvm` to a hidden `.<object>.bc` beside it.
-The object then gets a `.llvm_bc` section naming that bitcode file (see allvm.build.wllvm), so
+The object then gets a `.llvm_bc` section naming that bitcode file (see allvm.packaging.wllvm), so
 whatever the build does with the object — archive it, link it into a program or a shared
 library — the list of bitcode files travels along. Everything else (preprocessing, `-S`,
 dependency-only runs, links of objects, `--version`) goes to the bundled clang unchanged, so
@@ -14,7 +14,7 @@ import subprocess
 import sys
 import tempfile
 
-from allvm.build.wllvm import record_bitcode_path
+from allvm.packaging.wllvm import record_bitcode_path
 from allvm.toolchain import MUSL_TARGET, zig_command, zig_env
 
 TARGET_VARIABLE = "ALLVM_CC_TARGET"

@@ -1,1 +1,0 @@
-"""Building real software into allexes: the compiler wrapper, extraction, Debian sources."""

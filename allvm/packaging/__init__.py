@@ -1,0 +1,1 @@
+"""Packaging real software as allexes: the compiler wrapper, ELF, wllvm extraction, Debian sources."""
