@@ -1,1 +1,1 @@
-"""Packaging real software as allexes: the compiler wrapper, ELF, wllvm extraction, Debian sources."""
+"""Packaging real software as allexes: compiler wrapper, ELF, wllvm extraction, Debian."""

@@ -13,7 +13,15 @@ shared library it needs that carries the section as a library module of its own.
 import os
 
 from allvm.allexe import read_input
-from allvm.packaging.elf import AR_MAGIC, DT_NEEDED, DT_RPATH, DT_RUNPATH, Elf, archive_members, is_elf
+from allvm.packaging.elf import (
+    AR_MAGIC,
+    DT_NEEDED,
+    DT_RPATH,
+    DT_RUNPATH,
+    Elf,
+    archive_members,
+    is_elf,
+)
 from allvm.errors import AllvmError
 from allvm.ir import is_bitcode
 
