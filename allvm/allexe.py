@@ -11,12 +11,11 @@ import stat
 import struct
 import zlib
 
-# CPython's own BLAKE2 module: `hashlib` pulls in OpenSSL, several ms of import on the hot path.
-from _blake2 import blake2b
-
 from allvm.errors import AllvmError
 
 MAIN_MODULE = "main.bc"
+# A bare bitcode file (raw, or in LLVM's bitcode wrapper) is a program too: see `from_bytes`.
+BITCODE_MAGICS = (b"BC\xc0\xde", b"\xde\xc0\x17\x0b")
 
 _EOCD = struct.Struct("<IHHHHIIH")  # end of central directory record
 _CENTRAL = struct.Struct("<IHHHHHHIIIHHHHHII")  # central directory file header
@@ -69,7 +68,13 @@ class Allexe:
 
     @classmethod
     def from_bytes(cls, path: str, data: bytes) -> "Allexe":
-        """An allexe read by other means (e.g. from a pipe); `path` names it in messages."""
+        """An allexe read by other means (e.g. from a pipe); `path` names it in messages.
+
+        A bare bitcode file is read as the allexe holding it, stored, as its only module
+        `main.bc`: the same program, the same cache key (binfmt_misc runs both kinds).
+        """
+        if data[:4] in BITCODE_MAGICS:
+            data = _stored_zip(MAIN_MODULE, data)
         try:
             modules = _read_directory(data)
         except ValueError:
@@ -134,13 +139,6 @@ class Allexe:
         if len(stored) != entry.compressed_size:
             raise AllvmError(f"{self.path}: entry '{entry.name}' is truncated")
         return stored
-
-    def stored_digest(self, entry: ModuleEntry) -> str:
-        """A strong hash of the stored bytes: the module's cache identity (the CRC is not)."""
-        h = blake2b(digest_size=20)
-        h.update(entry.method.to_bytes(2, "little"))
-        h.update(self.stored_bytes(entry))
-        return h.hexdigest()
 
     def read_module(self, entry: ModuleEntry) -> bytes:
         """The module's bitcode, inflated and checked against its CRC."""
@@ -229,6 +227,18 @@ def _read_directory(data: bytes) -> list[ModuleEntry]:
         modules.append(ModuleEntry(name, crc, method, csize, size, offset + base, flags))
         pos += _CENTRAL.size + nlen + elen + clen
     return modules
+
+
+def _stored_zip(name: str, data: bytes) -> bytes:
+    """A zip holding `data` stored (not deflated) as its one entry `name`."""
+    raw_name, crc = name.encode(), zlib.crc32(data)
+    local = _LOCAL.pack(_LOCAL_SIG, 20, 0, _STORED, 0, 0x21, crc, len(data), len(data),
+                        len(raw_name), 0)
+    central = _CENTRAL.pack(_CENTRAL_SIG, 20, 20, 0, _STORED, 0, 0x21, crc, len(data),
+                            len(data), len(raw_name), 0, 0, 0, 0, 0, 0)
+    directory_offset = len(local) + len(raw_name) + len(data)
+    eocd = _EOCD.pack(_EOCD_SIG, 0, 0, 1, 1, len(central) + len(raw_name), directory_offset, 0)
+    return local + raw_name + data + central + raw_name + eocd
 
 
 def alley_path() -> str:

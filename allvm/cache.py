@@ -1,12 +1,35 @@
 """The native-code cache: `objects/` (one per module) and `static_binaries/` (one per allexe).
 
-This module is on alley's cache-hit path: it imports nothing heavy.
+This module is on alley's cache-hit path: it imports nothing heavy. It is also where the cache's
+format is specified, for both of its implementations: this module, and alley's native launcher
+(allvm/launcher.c), which gets the constants below compiled in and is held to the same answers
+by tests/test_launcher.py.
 
-Keys are strong hashes of each module's bytes as stored in the zip (the CRC is only a display
-identity) together with everything that changes the generated code (CODEGEN_ID). Each entry is
-one file carrying its own integrity trailer, so a truncated or corrupt entry is detected on use
-and rebuilt. Entries appear atomically: written in the cache's scratch directory, then renamed
-into place.
+Keys. A module's identity is `stored digest` = BLAKE2b-160 (hex) of its compression method
+(2 bytes, little-endian) followed by its bytes exactly as stored in the zip (no inflating; the
+CRC is for display only). `_digest(*parts)` = BLAKE2b-160 (hex) of each part's UTF-8 bytes,
+each followed by a NUL byte.
+- object:        `<CRC>-<module base name>-<_digest(CODEGEN_ID, stored digest)>.o`
+- static binary: `<CRC of main.bc>-<_digest(CODEGEN_ID, name 1, stored digest 1, name 2, ...)>`
+  over all modules in order. A bare bitcode file is keyed as the allexe holding it, stored, as
+  its only module `main.bc` (allvm/allexe.py reads it so).
+CODEGEN_ID names everything that changes the native code for the same IR.
+
+Entries. Each entry is one file, sealed: payload, tag (what the entry is for: an object's
+target triple), SEAL_MAGIC, BLAKE2b-128 of payload and tag, payload size (8 bytes LE), tag
+size (2 bytes LE). A truncated or corrupt entry is detected on use and rebuilt. Entries appear
+atomically: written in the scratch directory `tmp/` under a name starting with the writer's
+pid (so what a killed writer left is swept), then renamed into place; `tmp/` goes once empty.
+
+Launch records (`launch/`, written and read by the launcher only). Hashing a 5 MB allexe and
+its binary on every start would cost more than the start itself, so the launcher remembers,
+per allexe file, its static binary key and the identity of the binary it last verified. A
+file's identity is its device, inode, size, mtime and ctime (ns): any change to a file moves
+its ctime, which no user can set back. A record is named `_digest(CODEGEN_ID, "<dev>:<ino>")`
+and sealed like an entry; its payload is the text `dev ino size mtime ctime key bdev bino bsize
+bmtime bctime` (the binary's fields 0 when none was verified). Only files whose ctime is more
+than 2 s old are recorded: a file changed twice within the file system's timestamp granularity
+keeps its ctime ("racily clean", as git says).
 """
 
 import errno
@@ -32,10 +55,12 @@ _WARN_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPE
 # cached-objects lane, then the full JIT path), the user hears about a problem once.
 _WARNED: set[str] = set()
 
-# Trailer: tag bytes, magic, digest of payload+tag, payload size, tag size.
-_TRAILER_MAGIC = b"ALLVMCE2"
-_DIGEST_SIZE = 16
-_TRAILER_SIZE = len(_TRAILER_MAGIC) + _DIGEST_SIZE + 8 + 2
+STATIC_BINARIES = "static_binaries"
+KEY_DIGEST_SIZE = 20
+# The seal's trailer: magic, digest of payload+tag, payload size, tag size.
+SEAL_MAGIC = b"ALLVMCE2"
+SEAL_DIGEST_SIZE = 16
+_TRAILER_SIZE = len(SEAL_MAGIC) + SEAL_DIGEST_SIZE + 8 + 2
 
 
 def cache_root() -> str:
@@ -55,10 +80,18 @@ def cache_root() -> str:
 
 
 def _digest(*parts: str) -> str:
-    h = blake2b(digest_size=20)
+    h = blake2b(digest_size=KEY_DIGEST_SIZE)
     for part in parts:
         h.update(part.encode())
         h.update(b"\0")
+    return h.hexdigest()
+
+
+def stored_digest(allexe: Allexe, entry: ModuleEntry) -> str:
+    """A module's identity in keys: a strong hash of its bytes as stored (the CRC is not)."""
+    h = blake2b(digest_size=KEY_DIGEST_SIZE)
+    h.update(entry.method.to_bytes(2, "little"))
+    h.update(allexe.stored_bytes(entry))
     return h.hexdigest()
 
 
@@ -66,14 +99,14 @@ def object_key(allexe: Allexe, entry: ModuleEntry) -> str:
     """`<CRC>-<module base name>-<key>.o`: a person can tell what it is; the key decides."""
     # The name is for people only: a module name may be long or hostile (`..`), keep it short.
     name = entry.base_name.removesuffix(".bc").lstrip(".")[:40] or "module"
-    return f"{entry.crc_hex}-{name}-{_digest(CODEGEN_ID, allexe.stored_digest(entry))}.o"
+    return f"{entry.crc_hex}-{name}-{_digest(CODEGEN_ID, stored_digest(allexe, entry))}.o"
 
 
 def static_binary_key(allexe: Allexe) -> str:
     """One key over all modules in order: `<CRC of main.bc>-<key>`."""
     parts = [CODEGEN_ID]
     for entry in allexe.modules:
-        parts += [entry.name, allexe.stored_digest(entry)]
+        parts += [entry.name, stored_digest(allexe, entry)]
     return f"{allexe.main.crc_hex}-{_digest(*parts)}"
 
 
@@ -82,8 +115,8 @@ def seal(data: bytes, tag: bytes = b"") -> bytes:
 
     ELF readers (the kernel, the linker) ignore bytes after the file's last section.
     """
-    digest = blake2b(data + tag, digest_size=_DIGEST_SIZE).digest()
-    return (data + tag + _TRAILER_MAGIC + digest + len(data).to_bytes(8, "little")
+    digest = blake2b(data + tag, digest_size=SEAL_DIGEST_SIZE).digest()
+    return (data + tag + SEAL_MAGIC + digest + len(data).to_bytes(8, "little")
             + len(tag).to_bytes(2, "little"))
 
 
@@ -92,14 +125,14 @@ def unseal(data: bytes) -> tuple[bytes, bytes] | None:
     if len(data) < _TRAILER_SIZE:
         return None
     trailer = data[-_TRAILER_SIZE:]
-    magic_end = len(_TRAILER_MAGIC)
-    digest = trailer[magic_end : magic_end + _DIGEST_SIZE]
-    size = int.from_bytes(trailer[magic_end + _DIGEST_SIZE : -2], "little")
+    magic_end = len(SEAL_MAGIC)
+    digest = trailer[magic_end : magic_end + SEAL_DIGEST_SIZE]
+    size = int.from_bytes(trailer[magic_end + SEAL_DIGEST_SIZE : -2], "little")
     tag_size = int.from_bytes(trailer[-2:], "little")
-    if trailer[:magic_end] != _TRAILER_MAGIC or size + tag_size + _TRAILER_SIZE != len(data):
+    if trailer[:magic_end] != SEAL_MAGIC or size + tag_size + _TRAILER_SIZE != len(data):
         return None
     signed = memoryview(data)[: size + tag_size]
-    if blake2b(signed, digest_size=_DIGEST_SIZE).digest() != digest:
+    if blake2b(signed, digest_size=SEAL_DIGEST_SIZE).digest() != digest:
         return None
     return bytes(signed[:size]), bytes(signed[size:])
 
@@ -111,7 +144,7 @@ class Cache:
         self.root = root or cache_root()
         self.problem: str | None = None  # why the cache is not being used, once warned
         self.objects = os.path.join(self.root, "objects")
-        self.static_binaries = os.path.join(self.root, "static_binaries")
+        self.static_binaries = os.path.join(self.root, STATIC_BINARIES)
 
     def static_binary_path(self, key: str) -> str:
         return os.path.join(self.static_binaries, key)

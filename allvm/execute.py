@@ -9,6 +9,7 @@ import os
 from allvm.allexe import Allexe
 from allvm.cache import Cache, object_key, static_binary_key
 from allvm.errors import AllvmError
+from allvm.signals import restore_caller_dispositions
 
 
 def original_environ() -> dict[bytes, bytes]:
@@ -31,12 +32,8 @@ def original_environ() -> dict[bytes, bytes]:
 
 
 def exec_program(path: str, argv: list[str]) -> None:
-    """Become the program: its argv, alley's environment, default signals."""
-    import _signal
-
-    # Python ignores SIGPIPE and SIGXFSZ; ignored signals survive exec, defaults must not.
-    for sig in (_signal.SIGPIPE, _signal.SIGXFSZ):
-        _signal.signal(sig, _signal.SIG_DFL)
+    """Become the program: its argv, alley's environment, the caller's signal dispositions."""
+    restore_caller_dispositions()
     os.execve(path, argv, original_environ())
 
 

@@ -22,11 +22,12 @@ import zlib
 from typing import NoReturn
 
 from allvm.allexe import Allexe, ModuleEntry
-from allvm.cache import Cache, object_key
+from allvm.cache import Cache, object_key, stored_digest
 from allvm.codegen import DEFAULT_TRIPLE, in_parallel, target_machine
 from allvm.errors import AllvmError
 from allvm.imports import module_symbols
 from allvm.ir import llvm, parse_module
+from allvm.signals import restore_caller_dispositions
 from allvm.structors import CTORS, DTORS, export_structors
 from allvm.toolchain import is_gnu
 
@@ -107,7 +108,7 @@ def load_modules(allexe: Allexe, cache: Cache) -> list[ModuleCode]:
     missing = [i for i, code in enumerate(codes) if code is None]
     if missing:
         jobs = [(allexe.read_module(allexe.modules[i]), allexe.modules[i].name,
-                 allexe.stored_digest(allexe.modules[i])[:16]) for i in missing]
+                 stored_digest(allexe, allexe.modules[i])[:16]) for i in missing]
         compiled = in_parallel(compile_for_jit, jobs)
         for i, (obj, info) in zip(missing, compiled, strict=True):
             tag = ModuleCode.encode_info(info)
@@ -233,10 +234,10 @@ class Program:
         """Undo what Python changed in its process that a fresh program would not inherit."""
         sys.stdout.flush()
         sys.stderr.flush()
-        # Python ignores SIGPIPE and SIGXFSZ and catches SIGINT; a program starts with the
-        # defaults (a SIGINT that alley's parent ignored stays ignored, as across exec).
-        for sig in (signal.SIGPIPE, signal.SIGXFSZ):
-            signal.signal(sig, signal.SIG_DFL)
+        # A program starts with its caller's dispositions: Python took over SIGPIPE and
+        # SIGXFSZ, and catches SIGINT (a SIGINT the caller ignored stays ignored, as across
+        # exec).
+        restore_caller_dispositions()
         if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
             signal.signal(signal.SIGINT, signal.SIG_DFL)
         # Python sets LC_CTYPE from the environment; C programs start in the "C" locale.

@@ -7,10 +7,15 @@ import sys
 
 from allvm.execute import run_cached
 from allvm.policy import policy_in_environment
+from allvm.signals import set_caller_ignored
 
 
 def main() -> int:
     argv = sys.argv[1:]
+    if len(argv) > 1 and argv[0] == "-ignored-signals":  # from the native launcher
+        set_caller_ignored(int(argv[1], 16))
+        del sys.argv[1:3]
+        argv = argv[2:]
     argv0 = None
     if len(argv) > 2 and argv[0] in ("-argv0", "--argv0"):
         argv0, argv = argv[1], argv[2:]
@@ -23,6 +28,10 @@ def main() -> int:
 
 def _slow_main() -> int:
     import argparse
+
+    from allvm.launcher import ensure_installed
+
+    ensure_installed()  # an install without `make` gets the native launcher on first use
 
     from allvm.cli import Tool
     from allvm.execute import run
@@ -57,3 +66,7 @@ def _slow_main() -> int:
                                   force_static=a.force_static,
                                   noexec=a.noexec, jit=a.jit,
                                   policy=load_policy(a.deny, a.policy)))
+
+
+if __name__ == "__main__":  # how the native launcher starts the Python alley
+    sys.exit(main())
