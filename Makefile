@@ -1,18 +1,20 @@
 # allvm-py: `make demo` (the main job, end to end) and `make test` (the test suite).
-# Both set up what they need first: .venv/ with pinned dependencies, zig's musl warmed.
+# Both set up what they need first: .venv/ with pinned dependencies, zig's libc builds warmed,
+# alley's native launcher built.
 # Each step leaves a stamp, so a second run is quick.
 
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.allvm-installed
-MUSL_WARM := $(VENV)/.allvm-musl-warm
+PLATFORM_WARM := $(VENV)/.allvm-platform-warm
+LAUNCHER := $(VENV)/.allvm-launcher
 TEST_DEPS := $(VENV)/.allvm-test-deps
 CORPUS_DEPS := $(VENV)/.allvm-corpus-deps
 
 .PHONY: setup demo test lint clean fuzz corpus bench
 
-setup: $(INSTALLED) $(MUSL_WARM)
+setup: $(INSTALLED) $(PLATFORM_WARM) $(LAUNCHER)
 
 $(INSTALLED): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -22,10 +24,18 @@ $(INSTALLED): pyproject.toml
 		--config-settings editable_mode=compat
 	touch $@
 
-# zig builds musl from source on its first static link (about a minute): do it once, here.
-$(MUSL_WARM): $(INSTALLED)
-	@echo "Warming zig's musl build (once, about a minute)..."
+# zig builds its libc from source on a link's first use (about a minute): every link the
+# tools make (JIT path, allready, gnu) is made once, here.
+$(PLATFORM_WARM): $(INSTALLED) allvm/toolchain.py
+	@echo "Warming zig's libc builds for every link the tools make (once, about a minute)..."
 	$(PY) -m allvm.toolchain
+	touch $@
+
+# alley's native launcher (allvm/launcher.c), in place of the alley script pip installs;
+# rebuilt when it or the formats it shares with the Python side change.
+$(LAUNCHER): $(INSTALLED) allvm/launcher.c allvm/launcher.py allvm/cache.py allvm/allexe.py \
+		allvm/__init__.py
+	$(PY) -m allvm.launcher
 	touch $@
 
 # Debian's clang-14 makes the LLVM-4-era-style bitcode the old-input tests load.

@@ -5,9 +5,9 @@ import os
 import re
 import threading
 
+from allvm.allexe import BITCODE_MAGICS
 from allvm.errors import AllvmError
 
-_BITCODE_MAGICS = (b"BC\xc0\xde", b"\xde\xc0\x17\x0b")  # raw bitcode, bitcode wrapper
 _llvm = None
 _FD2_LOCK = threading.Lock()
 
@@ -26,7 +26,7 @@ def llvm():
 
 
 def is_bitcode(data: bytes) -> bool:
-    return data[:4] in _BITCODE_MAGICS
+    return data[:4] in BITCODE_MAGICS
 
 
 def looks_like_ir(data: bytes) -> bool:

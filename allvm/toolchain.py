@@ -183,18 +183,23 @@ def _save_record(path: str, recipe: list[str]) -> None:
             pass
 
 
-def warm_musl() -> None:
-    """Make zig build its musl once (about a minute), so no user command pays for it later."""
+def warm_platform() -> None:
+    """Make zig build every libc piece the tools' links use, once (about a minute), so no
+    user command pays for it: the links of the JIT path and of allready (musl), and the gnu
+    link. Each goes through `link_executable` as the tools' own do, which also records the
+    lld command they replay."""
     import tempfile
 
     with tempfile.TemporaryDirectory(prefix="allvm-warm-") as tmp:
-        src = os.path.join(tmp, "warm.c")
-        with open(src, "w") as f:
-            f.write("int main(void) { return 0; }\n")
-        # From /, as links run (see _link_and_record): zig keys its libc by the path form.
-        run_zig("cc", ["-target", MUSL_TARGET, "-static", "-O2", src, "-o",
-                       os.path.join(tmp, "warm")], "warming zig's musl", cwd="/")
+        for triple in (MUSL_TARGET, GNU_TARGET):
+            obj = os.path.join(tmp, f"{triple}.o")
+            src = os.path.join(tmp, "warm.c")
+            with open(src, "w") as f:
+                f.write("int main(void) { return 0; }\n")
+            run_zig("cc", ["-target", triple, "-O2", "-c", src, "-o", obj],
+                    "warming the platform", cwd="/")
+            link_executable([obj], triple, os.path.join(tmp, f"{triple}.out"))
 
 
 if __name__ == "__main__":
-    warm_musl()
+    warm_platform()

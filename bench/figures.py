@@ -23,9 +23,10 @@ sys.path[:0] = [str(HERE), str(ROOT / "examples"), str(ROOT)]
 
 import bench_alley  # noqa: E402
 import bench_allmux  # noqa: E402
+import bench_launch  # noqa: E402
 from bench_alltogether import run, static_binary, static_binary_path, tool  # noqa: E402
 from bench_alltogether import workload as example_workload  # noqa: E402
-from common import Command, measure, median_difference, ms, print_table, ratio_record  # noqa: E402
+from common import Command, measure, print_table, ratio_record  # noqa: E402
 from demo import BUILD as DEMO_BUILD  # noqa: E402
 from demo import PROGRAMS as DEMO_PROGRAMS  # noqa: E402
 
@@ -67,32 +68,10 @@ def by_label(results) -> dict:
     return {r.command.label: r for r in results}
 
 
-# --- figure 1: alley's launch overhead on a cache hit ---------------------------------------
+# --- figure 1: alley's cache-hit start (bench_launch.py) -----------------------------------
 
 def fig1_launch(s: Settings) -> list[dict]:
-    records = []
-    bench_alley.WORK.mkdir(parents=True, exist_ok=True)
-    for target in ("x86_64-linux-musl", "x86_64-linux-gnu"):
-        allexe = bench_alley.build_hello(target)
-        cache = WORK / f"cache-hello-{target}"
-        shutil.rmtree(cache, ignore_errors=True)
-        run([tool("allready"), str(allexe)], env=cache_env(cache))
-        (binary,) = (cache / "static_binaries").iterdir()
-        # bench_alley's environment: Python's bytecode cache on, as for users.
-        static, alley = measure([
-            Command("static binary", [str(binary)]),
-            Command("alley (cache hit)", [tool("alley"), str(allexe)],
-                    env=bench_alley.cache_env(cache))], runs=s.runs * 2)
-        print_table(f"fig 1: cache-hit launch, hello for {target}", [static, alley],
-                    baseline="static binary")
-        overhead = median_difference(alley, static)
-        record = ratio_record(f"1 launch ({target.split('-')[-1]})", alley, static,
-                              goal="overhead ≤ 15 ms",
-                              note=f"overhead {ms(overhead)} ms median of per-round differences")
-        record["met"] = overhead <= 0.015
-        record["overhead_ms"] = overhead * 1000
-        records.append(record)
-    return records
+    return bench_launch.figure(s, corpus_allexes)
 
 
 # --- figure 2: the JIT path against lli-14 ----------------------------------------------------
@@ -534,7 +513,7 @@ def fig6_allready(s: Settings) -> list[dict]:
 
 
 FIGURES = [
-    ("1", "alley cache-hit launch overhead", fig1_launch),
+    ("1", "alley cache-hit start overhead (launcher)", fig1_launch),
     ("2", "JIT path vs lli-14", fig2_jit),
     ("3", "allready vs zig cc / gcc on Debian programs", fig3_programs),
     ("4", "alltogether+allready vs allready", fig4_alltogether),

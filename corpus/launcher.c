@@ -1,10 +1,11 @@
-/* How the corpus starts an allexe in place of a native program: as `alley -argv0 NAME`, NAME
- * being the argv[0] this launcher was called by, and the allexe `<this file>.allexe`.
+/* How the corpus starts an allexe in place of a native program: `exec -a NAME alley ALLEXE`,
+ * NAME being the argv[0] this launcher was called by, and ALLEXE `<this file>.allexe`.
  *
  * Run through its `#!` line, an allexe gets the kernel's argv[0] (the script's full path), not
  * the caller's: coreutils' tests see it in every "Try 'seq --help'" message. An ALLVM system
- * would register allexes with binfmt_misc and its preserve-argv0 flag; this launcher does the
- * same for one build tree, with no system configuration. ALLEY is set when compiling. */
+ * registers allexes with binfmt_misc and its preserve-argv0 flag (allvm-binfmt); this launcher
+ * does the same for one build tree, with no system configuration. alley, started under another
+ * name than its own, gives the program that name. ALLEY is set when compiling. */
 #include <limits.h>
 #include <stdio.h>
 #include <string.h>
@@ -18,13 +19,11 @@ int main(int argc, char **argv) {
         return 127;
     }
     memcpy(allexe + n, ".allexe", sizeof ".allexe");
-    char *args[argc + 4];
-    args[0] = "alley";
-    args[1] = "-argv0";
-    args[2] = argv[0];
-    args[3] = allexe;
+    char *args[argc + 2];
+    args[0] = argv[0];
+    args[1] = allexe;
     for (int i = 1; i <= argc; i++) /* argv[argc] is the terminating NULL */
-        args[3 + i] = argv[i];
+        args[1 + i] = argv[i];
     execv(ALLEY, args);
     perror("launcher: " ALLEY);
     return 127;

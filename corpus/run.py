@@ -16,9 +16,9 @@ import sys
 import time
 from pathlib import Path
 
+from allvm.errors import AllvmError
 from allvm.packaging.debian import fetch_source
 from allvm.packaging.wllvm import Extraction
-from allvm.errors import AllvmError
 from allvm.toolchain import MUSL_TARGET, zig_command, zig_env
 from corpus.packages import CORPUS_DIR, PACKAGES, BuildError, Mode
 

@@ -7,9 +7,9 @@ import subprocess
 import pytest
 from conftest import run_tool
 
+from allvm.ir import is_bitcode
 from allvm.packaging.elf import Elf
 from allvm.packaging.wllvm import SECTION
-from allvm.ir import is_bitcode
 
 LIB_C = "int twice(int x) { return 2 * x; }\n"
 MAIN_C = """#include <stdio.h>

@@ -13,6 +13,8 @@ shared library it needs that carries the section as a library module of its own.
 import os
 
 from allvm.allexe import read_input
+from allvm.errors import AllvmError
+from allvm.ir import is_bitcode
 from allvm.packaging.elf import (
     AR_MAGIC,
     DT_NEEDED,
@@ -22,8 +24,6 @@ from allvm.packaging.elf import (
     archive_members,
     is_elf,
 )
-from allvm.errors import AllvmError
-from allvm.ir import is_bitcode
 
 SECTION = ".llvm_bc"
 SYSTEM_LIBRARY_DIRS = ("/lib/x86_64-linux-gnu", "/usr/lib/x86_64-linux-gnu", "/lib", "/usr/lib",

@@ -31,8 +31,8 @@ def _own_option(name: str, cxx: bool, argv: list[str]) -> bool:
     """Handle `--version` / `--help` given alone; True if handled."""
     import subprocess
 
-    from allvm.packaging.wrapper import target
     from allvm.cli import version_text
+    from allvm.packaging.wrapper import target
     from allvm.toolchain import zig_command, zig_env
 
     if argv in (["--version"], ["-version"]):

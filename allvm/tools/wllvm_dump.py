@@ -1,7 +1,7 @@
 """wllvm-dump: list the bitcode files recorded in a binary's `.llvm_bc` section."""
 
-from allvm.packaging.wllvm import bitcode_paths
 from allvm.cli import Tool
+from allvm.packaging.wllvm import bitcode_paths
 
 tool = Tool(
     "wllvm-dump",

@@ -2,9 +2,9 @@
 
 import sys
 
-from allvm.packaging.wllvm import Extraction, MissingSection
 from allvm.cli import Tool
 from allvm.output import check_output_path
+from allvm.packaging.wllvm import Extraction, MissingSection
 
 tool = Tool(
     "wllvm-extract",
