@@ -26,7 +26,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -481,9 +480,20 @@ static int python(char **args, int nargs, const char *argv0) {
     return errno == ENOENT ? 127 : 126;
 }
 
-static bytes map_file(int fd, size_t size) {
-    void *p = size ? mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0) : MAP_FAILED;
-    return p == MAP_FAILED ? (bytes){NULL, 0} : (bytes){p, size};
+/* The file's SIZE bytes (read, not mapped: a file truncated under a mapping would kill this
+ * process with SIGBUS); NULL data if it cannot be read whole. */
+static bytes read_file(int fd, size_t size) {
+    uint8_t *data = size ? malloc(size) : NULL;
+    size_t done = 0;
+    while (data && done < size) {
+        ssize_t n = pread(fd, data + done, size - done, done);
+        if (n <= 0) {
+            free(data);
+            return (bytes){NULL, 0};
+        }
+        done += n;
+    }
+    return (bytes){data, data ? size : 0};
 }
 
 /* The allexe's key, from its launch record when that is current, else computed. */
@@ -502,10 +512,9 @@ static int allexe_key(const char *path, launch_record *r, int *known) {
         close(fd);
         return 1;
     }
-    bytes f = map_file(fd, st.st_size);
+    bytes f = read_file(fd, st.st_size);
     int ok = f.data && static_binary_key(f, r->key) && !fstat(fd, &st) && same(identify(&st), id);
-    if (f.data)
-        munmap((void *)f.data, f.size);
+    free((void *)f.data);
     close(fd);
     r->allexe = id;
     memset(&r->binary, 0, sizeof r->binary);
@@ -526,10 +535,9 @@ static int cached_binary(launch_record *r, int *changed) {
     identity id = identify(&st);
     if (same(id, r->binary))
         return fd;
-    bytes f = map_file(fd, st.st_size);
+    bytes f = read_file(fd, st.st_size);
     int sound = f.data && unseal(f) >= 0;
-    if (f.data)
-        munmap((void *)f.data, f.size);
+    free((void *)f.data);
     if (!sound) {
         close(fd);
         return -1;
@@ -548,9 +556,11 @@ static int print_key(const char *path) {
     char key[KEY_MAX];
     int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
     struct stat st;
-    bytes f = fd >= 0 && !fstat(fd, &st) && S_ISREG(st.st_mode) ? map_file(fd, st.st_size)
-                                                                : (bytes){NULL, 0};
-    int ok = f.data && f.size <= ALLVM_DEFAULT_SIZE_LIMIT && static_binary_key(f, key);
+    bytes f = fd >= 0 && !fstat(fd, &st) && S_ISREG(st.st_mode) &&
+                      st.st_size <= ALLVM_DEFAULT_SIZE_LIMIT
+                  ? read_file(fd, st.st_size)
+                  : (bytes){NULL, 0};
+    int ok = f.data && static_binary_key(f, key);
     puts(ok ? key : "defer");
     return ok ? 0 : 3;
 }

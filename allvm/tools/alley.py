@@ -12,8 +12,8 @@ from allvm.signals import set_caller_ignored
 
 def main() -> int:
     argv = sys.argv[1:]
-    if len(argv) > 1 and argv[0] == "-ignored-signals":  # from the native launcher
-        set_caller_ignored(int(argv[1], 16))
+    if len(argv) > 1 and argv[0] == "-ignored-signals" and _is_hex(argv[1]):
+        set_caller_ignored(int(argv[1], 16))  # from the native launcher: not an option of ours
         del sys.argv[1:3]
         argv = argv[2:]
     argv0 = None
@@ -24,6 +24,10 @@ def main() -> int:
         # execs on a cache hit; returns otherwise
         run_cached(argv[0], [argv[0] if argv0 is None else argv0, *argv[1:]])
     return _slow_main()
+
+
+def _is_hex(text: str) -> bool:
+    return bool(text) and all(c in "0123456789abcdef" for c in text)
 
 
 def _slow_main() -> int:
