@@ -23,6 +23,7 @@ sys.path[:0] = [str(HERE), str(ROOT / "examples"), str(ROOT)]
 
 import bench_alley  # noqa: E402
 import bench_allmux  # noqa: E402
+import bench_corpus_tests  # noqa: E402
 import bench_launch  # noqa: E402
 from bench_alltogether import run, static_binary, static_binary_path, tool  # noqa: E402
 from bench_alltogether import workload as example_workload  # noqa: E402
@@ -519,4 +520,5 @@ FIGURES = [
     ("4", "alltogether+allready vs allready", fig4_alltogether),
     ("5", "allmux sizes and start-up", fig5_allmux),
     ("6", "allready -j1 vs -j2", fig6_allready),
+    ("7", "coreutils' tests under alley vs native", bench_corpus_tests.figure),
 ]

@@ -134,6 +134,25 @@ def demo_allmux() -> None:
     print()
 
 
+def demo_binfmt() -> None:
+    """A bare bitcode file run by the kernel (allvm-binfmt; root), then unregistered."""
+    print("== Executable formats: bitcode run by the kernel ==")
+    if os.geteuid() != 0:
+        print("(skipped: allvm-binfmt register needs root)\n")
+        return
+    program = os.path.join(BUILD, "wc.bc")
+    os.chmod(program, 0o755)
+    prefix = ["-name-prefix", "allvmdemo"]  # names of the demo's own, removed afterwards
+    show([tool("allvm-binfmt"), "register", *prefix])
+    try:
+        show([tool("allvm-binfmt"), "status", *prefix])
+        show([program, os.path.join(HERE, "wc.c")],
+             env=dict(os.environ, ALLVM_CACHE_DIR=os.path.join(BUILD, "cache")))
+    finally:
+        show([tool("allvm-binfmt"), "unregister", *prefix])
+    print()
+
+
 def main() -> None:
     os.makedirs(BUILD, exist_ok=True)
     print("== Building the examples into allexes ==")
@@ -141,6 +160,7 @@ def main() -> None:
         build_allexe(name, main_source, libs)
         print()
     demo_alley()
+    demo_binfmt()
     demo_alltogether()
     demo_allmux()
 
