@@ -28,8 +28,8 @@ file's identity is its device, inode, size, mtime and ctime (ns): any change to 
 its ctime, which no user can set back. A record is named `_digest(CODEGEN_ID, "<dev>:<ino>")`
 and sealed like an entry; its payload is the text `dev ino size mtime ctime key bdev bino bsize
 bmtime bctime` (the binary's fields 0 when none was verified). Only files whose ctime is more
-than 2 s old are recorded: a file changed twice within the file system's timestamp granularity
-keeps its ctime ("racily clean", as git says).
+than RECORD_SETTLE_SECONDS old are recorded: a file changed twice within the file system's
+timestamp granularity keeps its ctime ("racily clean", as git says).
 """
 
 import errno
@@ -56,6 +56,7 @@ _WARN_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPE
 _WARNED: set[str] = set()
 
 STATIC_BINARIES = "static_binaries"
+RECORD_SETTLE_SECONDS = 2
 KEY_DIGEST_SIZE = 20
 # The seal's trailer: magic, digest of payload+tag, payload size, tag size.
 SEAL_MAGIC = b"ALLVMCE2"

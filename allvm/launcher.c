@@ -361,7 +361,8 @@ static int same(identity a, identity b) { return !memcmp(&a, &b, sizeof a); }
 static int settled(identity id) {
     struct timespec now;
     clock_gettime(CLOCK_REALTIME, &now);
-    return id.ctime + 2000000000ULL < now.tv_sec * 1000000000ULL + now.tv_nsec;
+    return id.ctime + ALLVM_RECORD_SETTLE_SECONDS * 1000000000ULL <
+           now.tv_sec * 1000000000ULL + now.tv_nsec;
 }
 
 /* The launch record of an allexe (cache.py, "launch/"): its identity, its key and the identity

@@ -31,6 +31,7 @@ def definitions() -> dict[str, str | int]:
         "ALLVM_SEAL_DIGEST_SIZE": cache.SEAL_DIGEST_SIZE,
         "ALLVM_SEAL_MAGIC": cache.SEAL_MAGIC.decode(),
         "ALLVM_STATIC_BINARIES": cache.STATIC_BINARIES,
+        "ALLVM_RECORD_SETTLE_SECONDS": cache.RECORD_SETTLE_SECONDS,
         "ALLVM_MAIN_MODULE": allexe.MAIN_MODULE,
         "ALLVM_MAX_MODULES": allexe.MAX_MODULES,
         "ALLVM_DEFAULT_SIZE_LIMIT": allexe.DEFAULT_SIZE_LIMIT,

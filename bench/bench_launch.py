@@ -24,13 +24,12 @@ from bench_alltogether import run, static_binary, tool  # noqa: E402
 from common import Command, measure, median_difference, ms, print_table, ratio_record  # noqa: E402
 
 from allvm import binfmt  # noqa: E402
+from allvm.cache import RECORD_SETTLE_SECONDS  # noqa: E402
 from allvm.launcher import BINFMT_NAME, launcher_path  # noqa: E402
 
 WORK = HERE.parent / "build" / "bench" / "launch"
 CACHE = WORK / "cache"
 BINFMT_PREFIX = f"allvmbench{os.getpid()}"
-# Launch records are kept for files older than this (allvm/cache.py).
-SETTLE_SECONDS = 2.1
 
 
 def without_shebang(allexe: Path, out: Path) -> Path:
@@ -91,7 +90,8 @@ def figure(s, corpus_allexes) -> list[dict]:
     records = []
     try:
         chosen = [(p, commands(*p[:4])) for p in programs(corpus_allexes)]
-        time.sleep(SETTLE_SECONDS)  # so the launcher remembers the files (launch records)
+        # so that the launcher remembers the files (launch records)
+        time.sleep(RECORD_SETTLE_SECONDS + 0.1)
         for (label, _, _, _, goal, goal_s), cmds in chosen:
             results = measure(cmds, runs=s.runs * 30, warmup=2)
             print_table(f"fig 1: cache-hit start, {label}", results, baseline="static binary")

@@ -22,13 +22,11 @@ from test_hostile import bad_inputs, bitcode  # noqa: F401  (session fixtures: r
 
 from allvm import launcher
 from allvm.allexe import Allexe
-from allvm.cache import static_binary_key
+from allvm.cache import RECORD_SETTLE_SECONDS, static_binary_key
 from allvm.errors import AllvmError
 from allvm.ir import llvm
 
 ALLEY = tool_path("alley")
-# Launch records are written for files whose ctime is older than this (allvm/cache.py).
-SETTLE_SECONDS = 2.1
 
 
 def launcher_key(path: Path) -> str | None:
@@ -217,7 +215,7 @@ def test_symlinks_to_a_mux_select_by_name(tmp_path):
 
 def settle() -> None:
     """Wait until files written now are old enough for the launcher to remember them."""
-    time.sleep(SETTLE_SECONDS)
+    time.sleep(RECORD_SETTLE_SECONDS + 0.1)
 
 
 def binary_of(probe: Path, cache: Path) -> Path:
