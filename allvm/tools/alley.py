@@ -73,4 +73,5 @@ def _slow_main() -> int:
 
 
 if __name__ == "__main__":  # how the native launcher starts the Python alley
+    sys.argv[0] = "alley"  # (the module's path otherwise: messages name the tool)
     sys.exit(main())
