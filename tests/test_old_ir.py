@@ -5,7 +5,7 @@ import subprocess
 import zipfile
 
 import pytest
-from conftest import have, run_tool
+from conftest import have, run_tool, tool_path
 
 # LLVM 4-era debug info: the compile unit lists a DIGlobalVariable where LLVM 22 wants a
 # DIGlobalVariableExpression ("invalid global variable ref"). Typed pointers, as LLVM 14 reads.
@@ -83,3 +83,10 @@ def test_old_bitcode_through_each_tool_is_quiet(command, old_allexe, tmp_path):
     assert (proc.returncode, proc.stderr) == (0, "")
     if stdout is not None:
         assert proc.stdout == stdout.format(**fill)
+
+
+def test_old_bitcode_runs_with_stderr_closed(old_allexe, tmp_path):
+    """While LLVM reads, its fd 2 is a sink: with the user's stderr closed, as well."""
+    proc = subprocess.run(["sh", "-c", 'exec "$0" "$1" 2>&-', tool_path("alley"), old_allexe],
+                          capture_output=True, text=True, timeout=300)
+    assert (proc.returncode, proc.stdout) == (0, "7\n")
