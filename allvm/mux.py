@@ -27,9 +27,9 @@ from allvm.allexe import MAIN_MODULE, Allexe
 from allvm.codegen import DEFAULT_TRIPLE
 from allvm.errors import AllvmError
 from allvm.ir import find_function, ir_symbol, native_target, parse_module, unescape
-from allvm.link import internalize
 from allvm.sharing import Definition, module_definitions, share_definitions, shared_definitions
 from allvm.structors import CTORS, DTORS, disable_tables, export_structors, find_table
+from allvm.symbols import internalize
 from allvm.toolchain import is_gnu
 
 ALLEXE_SUFFIX = ".allexe"
