@@ -55,6 +55,12 @@ def compile_module(bitcode: bytes, name: str) -> tuple[bytes, str]:
     return machine.emit_object(module), triple
 
 
+def check_target(module) -> None:
+    """Refuse a module for an architecture this machine does not compile for, naming it and
+    its triple: before anything is compiled or written."""
+    native_target(module.triple or DEFAULT_TRIPLE, module.name)
+
+
 def target_machine(triple: str, name: str, *, reloc: str = "default",
                    codemodel: str = "default"):
     """A target machine for `triple` with the platform's CPU and optimization level: the one

@@ -31,14 +31,20 @@ def check_conflicts(modules: list[tuple[str, object]]) -> None:
 
 def merge_allexe(allexe, *, hidden_internal: bool = True,
                  progress: Callable[[str], None] = lambda message: None):
-    """All modules of an allexe linked into one (the main module), nothing internalized yet."""
-    from allvm.ir import parse_module
+    """All modules of an allexe linked into one (the main module), nothing internalized yet.
+    The main module must define `main` (as bc2allvm requires), every module be for this
+    machine."""
+    from allvm.codegen import check_target
+    from allvm.ir import check_main, parse_module
 
     modules = []
     for entry in allexe.modules:
         progress(f"  {entry.name}")
         # One LLVM context for all: link_in needs it. Modules are parsed in this thread only.
         module = parse_module(allexe.read_module(entry), entry.name)
+        check_target(module)
+        if not modules:
+            check_main(module, entry.name)
         if hidden_internal:
             internalize_hidden(module)
         modules.append((entry.name, module))

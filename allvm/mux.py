@@ -27,9 +27,9 @@ from dataclasses import dataclass, field
 from hashlib import blake2b
 
 from allvm.allexe import MAIN_MODULE, Allexe
-from allvm.codegen import DEFAULT_TRIPLE
+from allvm.codegen import DEFAULT_TRIPLE, check_target
 from allvm.errors import AllvmError
-from allvm.ir import find_function, ir_symbol, native_target, parse_module, unescape
+from allvm.ir import find_function, ir_symbol, parse_module, unescape
 from allvm.resolution import Placement, module_symbols, place_modules, rename_symbols
 from allvm.sharing import Definition, module_definitions, share_definitions, shared_definitions
 from allvm.structors import CTORS, DTORS, disable_tables, export_structors, find_table
@@ -165,15 +165,10 @@ def _read_program(path: str, name: str, internalize_main: bool,
         digest = blake2b(bitcode, digest_size=20).hexdigest()
         if digest not in library_code:
             module = parse_module(bitcode, f"{path}: {entry.name}")
-            _check_target(module)
+            check_target(module)
             library_code[digest] = [bitcode, module]
         libraries.append((entry.name, digest))
     return _Input(path, name, main, libraries)
-
-
-def _check_target(module) -> None:
-    """Refuse a module this machine cannot compile (another architecture), naming it."""
-    native_target(module.triple or DEFAULT_TRIPLE, module.name)
 
 
 def _platform(inputs: list[_Input]) -> tuple[str, str]:
@@ -214,7 +209,7 @@ def _unique_entry_name(name: str, tag: str, taken: set[str]) -> str:
 def _program_main_module(allexe: Allexe, name: str, internalize_main: bool):
     """A program's main module with `main` renamed `main_<name>`, the rest internalized."""
     module = parse_module(allexe.read_module(allexe.main), f"{allexe.path}: {MAIN_MODULE}")
-    _check_target(module)
+    check_target(module)
     main = find_function(module, "main")
     if main is None or main.is_declaration:
         raise AllvmError(f"{allexe.path}: '{MAIN_MODULE}' does not define 'main'")
