@@ -30,13 +30,7 @@ from allvm.allexe import MAIN_MODULE, Allexe
 from allvm.codegen import DEFAULT_TRIPLE, check_target
 from allvm.errors import AllvmError
 from allvm.ir import find_function, ir_symbol, parse_module, unescape
-from allvm.resolution import (
-    ModuleSymbols,
-    Placement,
-    module_symbols,
-    place_modules,
-    rename_symbols,
-)
+from allvm.resolution import Placement, module_symbols, place_modules, rename_symbols
 from allvm.sharing import Definition, module_definitions, share_definitions, shared_definitions
 from allvm.structors import CTORS, DTORS, disable_tables, export_structors, find_table
 from allvm.symbols import internalize
@@ -112,26 +106,17 @@ def check_program_names(paths: list[str]) -> list[str]:
 
 
 @dataclass
-class _Library:
-    """A library module as first read: its bitcode, its symbols, whether it has ctor/dtor
-    tables. (Parsed modules are not kept: a mux of a hundred programs would hold them all.)"""
-
-    bitcode: bytes
-    where: str
-    symbols: ModuleSymbols
-    has_structors: bool
-
-
-@dataclass
 class _Input:
-    """One program as first read: its main module's bitcode and symbols, and its libraries'
-    entry names and digests."""
+    """One program as read: its main module (parsed, `main` renamed, internalized) and its
+    library modules' entry names and digests.
+
+    Parsed modules are kept from reading to writing: parsing them again costs more time than
+    keeping them costs memory (allmux of nine corpus programs, 9.5 MB of allexes: parsing
+    again took 57-64 s and 789 MB, keeping them 35-39 s and 859 MB)."""
 
     path: str
     name: str
-    bitcode: bytes
-    symbols: ModuleSymbols
-    target: tuple[str, str]  # triple, data layout
+    main: object
     libraries: list[tuple[str, str]]
 
 
@@ -139,17 +124,14 @@ def mux_allexes(paths: list[str], *, internalize_mains: bool = True) -> list[tup
     """The modules of the multicall allexe for `paths`: dispatcher first, each library once
     (once per binding of its symbols, allvm.resolution)."""
     names = check_program_names(paths)
-    libraries: dict[str, _Library] = {}  # by digest of the inflated bitcode
-    inputs = [_read_program(path, name, internalize_mains, libraries)
+    library_code: dict[str, list] = {}  # by digest of the inflated bitcode: [bitcode, module]
+    inputs = [_read_program(path, name, internalize_mains, library_code)
               for path, name in zip(paths, names, strict=True)]
-    platform = inputs[0].target
-    for program in inputs:
-        if is_gnu(program.target[0]) != is_gnu(platform[0]):
-            raise AllvmError(f"{program.path}: cannot mux programs for '{platform[0]}' and "
-                             f"'{program.target[0]}'")
+    platform = _platform(inputs)
+    library_symbols = {digest: module_symbols(code[1]) for digest, code in library_code.items()}
     placements = place_modules([
-        [(i, program.name, program.symbols),
-         *((digest, f"lib.{digest[:16]}", libraries[digest].symbols)
+        [(i, program.name, module_symbols(program.main)),
+         *((digest, f"lib.{digest[:16]}", library_symbols[digest])
            for _, digest in program.libraries)]
         for i, program in enumerate(inputs)])
     instances: dict[str, MuxedModule] = {}
@@ -160,11 +142,12 @@ def mux_allexes(paths: list[str], *, internalize_mains: bool = True) -> list[tup
         for (entry_name, digest), placement in zip(program.libraries, placed[1:], strict=True):
             if placement.instance not in instances:
                 instances[placement.instance] = _mux_library_module(
-                    libraries[digest], placement,
-                    _unique_entry_name(entry_name, placement.instance, taken))
+                    library_code[digest], placement,
+                    _unique_entry_name(entry_name, placement.instance, taken),
+                    f"{program.path}: {entry_name}")
                 modules.append(instances[placement.instance])
             libs.append(instances[placement.instance])
-        own, main, text = _mux_main_module(program, internalize_mains, placed[0].renames)
+        own, main, text = _mux_main_module(program, placed[0].renames)
         own.entry_name = _unique_entry_name(own.entry_name, program.name, taken)
         modules.append(own)
         programs.append(Program(program.name, main, [*libs, own]))
@@ -175,25 +158,33 @@ def mux_allexes(paths: list[str], *, internalize_mains: bool = True) -> list[tup
 
 
 def _read_program(path: str, name: str, internalize_main: bool,
-                  libraries: dict[str, _Library]) -> _Input:
-    """Read a program's modules, each checked to be for this machine; a library module not
-    read before is added to `libraries`."""
+                  library_code: dict[str, list]) -> _Input:
+    """Read a program's modules, each checked to be for this machine before any is compiled;
+    a library module not read before is added to `library_code`."""
     allexe = Allexe.open(path)
-    main = allexe.read_module(allexe.main)
-    module = _program_main_module(path, main, name, internalize_main)
-    symbols, target = module_symbols(module), (module.triple or DEFAULT_TRIPLE,
-                                               module.data_layout)
-    names = []
+    main = _program_main_module(allexe, name, internalize_main)
+    libraries = []
     for entry in allexe.modules[1:]:
         bitcode = allexe.read_module(entry)
         digest = blake2b(bitcode, digest_size=20).hexdigest()
-        if digest not in libraries:
+        if digest not in library_code:
             module = parse_module(bitcode, f"{path}: {entry.name}")
             check_target(module)
-            libraries[digest] = _Library(bitcode, module.name, module_symbols(module),
-                                         _has_structors(module))
-        names.append((entry.name, digest))
-    return _Input(path, name, main, symbols, target, names)
+            library_code[digest] = [bitcode, module]
+        libraries.append((entry.name, digest))
+    return _Input(path, name, main, libraries)
+
+
+def _platform(inputs: list[_Input]) -> tuple[str, str]:
+    """The mux's target triple and data layout: its first program's; all on one platform."""
+    first = inputs[0].main
+    triple = first.triple or DEFAULT_TRIPLE
+    for program in inputs:
+        other = program.main.triple or DEFAULT_TRIPLE
+        if is_gnu(other) != is_gnu(triple):
+            raise AllvmError(f"{program.path}: cannot mux programs for '{triple}' and "
+                             f"'{other}'")
+    return triple, first.data_layout
 
 
 def _share_across_programs(programs: list[Program], texts: list[str],
@@ -219,25 +210,25 @@ def _unique_entry_name(name: str, tag: str, taken: set[str]) -> str:
     return name
 
 
-def _program_main_module(path: str, bitcode: bytes, name: str, internalize_main: bool):
+def _program_main_module(allexe: Allexe, name: str, internalize_main: bool):
     """A program's main module with `main` renamed `main_<name>`, the rest internalized."""
-    module = parse_module(bitcode, f"{path}: {MAIN_MODULE}")
+    module = parse_module(allexe.read_module(allexe.main), f"{allexe.path}: {MAIN_MODULE}")
     check_target(module)
-    function = find_function(module, "main")
-    if function is None or function.is_declaration:
-        raise AllvmError(f"{path}: '{MAIN_MODULE}' does not define 'main'")
-    function.name = f"main_{name}"
-    function.linkage = "external"
-    function.visibility = "default"  # a hidden main must still be callable from the dispatcher
+    main = find_function(module, "main")
+    if main is None or main.is_declaration:
+        raise AllvmError(f"{allexe.path}: '{MAIN_MODULE}' does not define 'main'")
+    main.name = f"main_{name}"
+    main.linkage = "external"
+    main.visibility = "default"  # a hidden main must still be callable from the dispatcher
     if internalize_main:
-        internalize(module, keep={function.name})
+        internalize(module, keep={main.name})
     return module
 
 
-def _mux_main_module(program: _Input, internalize_main: bool, renames: dict[str, str]):
+def _mux_main_module(program: _Input, renames: dict[str, str]):
     """The program's main module for the mux, the dispatcher's hook for its main, and the
     module as IR text, for allvm.sharing."""
-    module = _program_main_module(program.path, program.bitcode, program.name, internalize_main)
+    module = program.main
     rename_symbols(module, renames)
     hook = _hook(find_function(module, f"main_{program.name}"), f"'main' of {program.path}")
     muxed = MuxedModule(f"main_{program.name}.bc", b"")
@@ -252,32 +243,31 @@ def _mux_main_module(program: _Input, internalize_main: bool, renames: dict[str,
     return muxed, hook, str(module)
 
 
-def _mux_library_module(library: _Library, placement: Placement, entry_name: str) -> MuxedModule:
-    """One instance of a library module; rewritten only if symbols are renamed in it or it
-    has constructors or destructors."""
-    muxed = MuxedModule(entry_name, library.bitcode)
-    if placement.renames or library.has_structors:
-        module = parse_module(library.bitcode, library.where)
-        rename_symbols(module, placement.renames)
-        _take_ctor_tables(module, muxed, placement.instance)
+def _mux_library_module(code: list, placement: Placement, entry_name: str,
+                        where: str) -> MuxedModule:
+    """One instance of a library module (`code`: its bitcode, and its parsed module until an
+    instance takes it); rewritten only if symbols are renamed or it has constructors."""
+    bitcode, module = code
+    code[1] = None
+    module = module or parse_module(bitcode, where)
+    rename_symbols(module, placement.renames)
+    muxed = MuxedModule(entry_name, bitcode)
+    if _take_ctor_tables(module, muxed, placement.instance) or placement.renames:
         muxed.bitcode = module.as_bitcode()
     return muxed
 
 
-def _has_structors(module) -> bool:
-    return find_table(module, CTORS) is not None or find_table(module, DTORS) is not None
-
-
-def _take_ctor_tables(module, muxed: MuxedModule, tag: str) -> None:
-    """Move the module's ctor/dtor tables (if any) into `muxed`."""
-    if not _has_structors(module):
-        return
+def _take_ctor_tables(module, muxed: MuxedModule, tag: str) -> bool:
+    """Move the module's ctor/dtor tables into `muxed`; True if the module had any."""
+    if find_table(module, CTORS) is None and find_table(module, DTORS) is None:
+        return False
     tables = export_structors(module, f"allmux.{tag}")
     for hooks, table in ((muxed.ctors, CTORS), (muxed.dtors, DTORS)):
         hooks += [(priority, _hook(find_function(module, name), f"'{name}' in {module.name}'s "
                                    f"{table}")) for priority, name in tables[table]]
     disable_tables(module)
     _run_passes(module, "globaldce")  # drops the disabled tables (llvmlite cannot delete them)
+    return True
 
 
 def _run_passes(module, pipeline: str) -> None:
