@@ -1,4 +1,4 @@
-"""Linking all modules of an allexe into one, and optimizing it as a whole program (alltogether)."""
+"""Linking an allexe's modules into one and optimizing it as a whole program (alltogether)."""
 
 from collections.abc import Callable
 
