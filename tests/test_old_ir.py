@@ -42,6 +42,7 @@ define i32 @main() !dbg !10 {
 COMMANDS = {
     "alley": (["alley", "{old}"], "7\n"),
     "alley-force-static": (["alley", "-force-static", "{old}"], "7\n"),
+    "alley-deny": (["alley", "-deny", "exec", "{old}"], "7\n"),  # the policy reads the IR
     "allready": (["allready", "{old}"], "Successfully cached static binary for '{old}'.\n"),
     "allopt": (["allopt", "-i", "{old}", "-o", "{out}", "cat"], ""),
     "allopt-dis": (["allopt", "-analyze", "-i", "{old}", "-dis"], None),
