@@ -38,9 +38,11 @@ $(LAUNCHER): $(INSTALLED) allvm/launcher.c allvm/launcher.py allvm/cache.py allv
 	$(PY) -m allvm.launcher
 	touch $@
 
-# Debian's clang-14 makes the LLVM-4-era-style bitcode the old-input tests load.
+# Debian's clang-14 makes the LLVM-4-era-style bitcode the old-input tests load; its
+# llvm-as-14 writes bitcode with old debug info (tests/test_old_ir.py).
 $(TEST_DEPS):
-	command -v clang-14 >/dev/null || { apt-get update -q && apt-get install -y -q clang-14; }
+	command -v clang-14 >/dev/null && command -v llvm-as-14 >/dev/null || \
+		{ apt-get update -q && apt-get install -y -q clang-14 llvm-14; }
 	touch $@
 
 demo: setup

@@ -8,6 +8,7 @@ import os
 from collections.abc import Callable
 
 from allvm.allexe import MAIN_MODULE
+from allvm.bitcode import bitcode_triple
 from allvm.cache import CODEGEN_OPT_LEVEL, TARGET_CPU
 from allvm.ir import check_main, ir_symbol, llvm, native_target, parse_module
 from allvm.structors import CTORS, DEFAULT_PRIORITY, DTORS, find_table, table_entries
@@ -53,6 +54,20 @@ def compile_module(bitcode: bytes, name: str) -> tuple[bytes, str]:
     # musl programs link statically (no PIE); glibc ones as position-independent executables.
     machine = target_machine(triple, name, reloc="pic" if is_gnu(triple) else "static")
     return machine.emit_object(module), triple
+
+
+def check_bitcode_target(bitcode: bytes, name: str) -> None:
+    """check_target from the bitcode alone (allvm.bitcode), before it is parsed or compiled;
+    a triple that cannot be read so is checked when the module is compiled."""
+    triple = bitcode_triple(bitcode)
+    if triple:
+        native_target(triple, name)
+
+
+def check_target(module) -> None:
+    """Refuse a module for an architecture this machine does not compile for, naming it and
+    its triple: before anything is compiled or written."""
+    native_target(module.triple or DEFAULT_TRIPLE, module.name)
 
 
 def target_machine(triple: str, name: str, *, reloc: str = "default",

@@ -2,7 +2,9 @@
 
 Inline asm is not part of the platform: it ties IR to one architecture and hides code from the
 optimizer. Two idioms are common in real C and have exact IR equivalents:
-  - `bswap $0` / `bswapl $0` / `bswapq $0` on one tied register → `llvm.bswap.iN`
+  - `bswap $0` / `bswapl $0` / `bswapq $0` on one register → `llvm.bswap.iN`: the operand
+    tied to the result (`=r,0`) or in a register of its own (`=r,r`), as clang emits either
+    for the same source; the original toolchain replaced both
   - the empty asm with only a memory clobber (a compiler barrier) →
     `fence syncscope("singlethread") acq_rel`
 The rewrite works on the module's textual IR, which LLVM prints in one canonical form.
@@ -19,6 +21,8 @@ _DEFINE = re.compile(r'^define .*@("[^"]+"|[-\w.$]+)\(')
 # Clobbers clang adds to every x86 asm statement; they say nothing about the asm itself.
 _IMPLICIT_CLOBBERS = {"~{dirflag}", "~{fpsr}", "~{flags}"}
 _BSWAP_WIDTHS = {"bswap": ("i32", "i64"), "bswapl": ("i32",), "bswapq": ("i64",)}
+# The result's and the one operand's constraints: tied, or each its own register.
+_BSWAP_OPERANDS = (["=r", "0"], ["=r", "r"])
 
 
 def _bswap(m: re.Match) -> str | None:
@@ -26,7 +30,7 @@ def _bswap(m: re.Match) -> str | None:
     if operand.strip() != "$0" or m["ty"] not in _BSWAP_WIDTHS.get(mnemonic, ()):
         return None
     constraints = m["constraints"].split(",")
-    if constraints[:2] != ["=r", "0"] or not set(constraints[2:]) <= _IMPLICIT_CLOBBERS:
+    if constraints[:2] not in _BSWAP_OPERANDS or not set(constraints[2:]) <= _IMPLICIT_CLOBBERS:
         return None
     ty = m["ty"]
     # `rest` carries the call's attributes and metadata (!dbg), valid on the intrinsic call too.

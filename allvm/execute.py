@@ -111,12 +111,14 @@ class Build:
         return self.paths, self.triples[0]
 
     def _compile(self) -> None:
-        from allvm.codegen import compile_module, in_parallel
+        from allvm.codegen import check_bitcode_target, compile_module, in_parallel
 
         indices, self.missing = self.missing, []
         paths, triples = self.paths, self.triples
         jobs = [(self.allexe.read_module(self.allexe.modules[i]), self.allexe.modules[i].name)
                 for i in indices]
+        for bitcode, name in jobs:  # another architecture: refused before anything compiles
+            check_bitcode_target(bitcode, name)
         for i, (obj, triple) in zip(indices, in_parallel(compile_module, jobs), strict=True):
             triples[i] = triple
             if not (self.cache_objects and self.cache.put(paths[i], obj, tag=triple.encode())):

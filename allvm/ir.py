@@ -10,6 +10,8 @@ from allvm.errors import AllvmError
 
 _llvm = None
 _FD2_LOCK = threading.Lock()
+# The warning LLVM prints after reporting (and before stripping) invalid debug info.
+_IGNORED_DEBUG_INFO = "ignoring invalid debug info"
 
 
 def llvm():
@@ -39,28 +41,44 @@ def looks_like_ir(data: bytes) -> bool:
 
 @contextlib.contextmanager
 def _quiet_llvm_diagnostics():
-    """Catch what LLVM prints on fd 2 while reading old modules.
+    """Catch what LLVM prints on fd 2 while reading a module, and drop its debug-info noise.
 
-    Bitcode from older compilers makes the reader warn about stale debug info; that is noise to
-    the user. Anything else LLVM says is passed on.
+    Reading bitcode from older compilers (LLVM 4-era allexes) or IR with invalid debug info,
+    LLVM runs its verifier over the debug info, prints every complaint with a dump of the
+    metadata, then warns that it is "ignoring invalid debug info" and strips it. None of that
+    is the user's concern; anything else LLVM says is passed on.
     """
     # fd 2 belongs to the whole process: two threads doing this at once would each save the
     # other's sink as "stderr" and leave fd 2 pointing at it for the program.
     with _FD2_LOCK:
-        saved = os.dup(2)
+        try:
+            saved = os.dup(2)
+        except OSError:  # stderr is closed: LLVM must not write into whatever opens as fd 2
+            saved = None
         sink = os.memfd_create("allvm-llvm-diagnostics")
-        os.dup2(sink, 2)
+        if sink != 2:
+            os.dup2(sink, 2)
         try:
             yield
         finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-            os.lseek(sink, 0, os.SEEK_SET)
-            text = os.read(sink, 1 << 20).decode(errors="replace")
-            os.close(sink)
-            for line in text.splitlines():
-                if line.strip() and "debug info" not in line:
+            if saved is not None:
+                os.dup2(saved, 2)
+                os.close(saved)
+            elif sink != 2:
+                os.close(2)
+            with open(sink, "rb") as captured:  # closes the sink
+                text = captured.read().decode(errors="replace")
+            if saved is not None:
+                for line in _without_debug_info_noise(text.splitlines()):
                     os.write(2, (line + "\n").encode())
+
+
+def _without_debug_info_noise(lines: list[str]) -> list[str]:
+    """The lines but the debug-info verifier's report: its complaints and metadata dumps come
+    before the warning that ends it, so everything up to the last such warning goes."""
+    ends = [i for i, line in enumerate(lines) if _IGNORED_DEBUG_INFO in line]
+    rest = lines[ends[-1] + 1:] if ends else lines
+    return [line for line in rest if line.strip() and "debug info" not in line]
 
 
 def parse_module(data: bytes, name: str, context=None):

@@ -1,53 +1,16 @@
-"""Linking modules together and deciding which symbols stay visible (alltogether, allmux)."""
+"""Linking an allexe's modules into one and optimizing it as a whole program (alltogether)."""
 
-from collections.abc import Callable, Iterator
-from itertools import chain
+from collections.abc import Callable
 
 from allvm.errors import AllvmError
-
-# Linkage kinds that make a definition visible to other modules.
-# (available_externally is not among them: such a copy is dropped, never made local.)
-_EXPORTED_LINKAGES = {"external", "weak", "weak_odr", "linkonce", "linkonce_odr", "common"}
+from allvm.passes import run_pipeline
+from allvm.symbols import ENTRY_POINT, definitions, internalize, internalize_hidden
 
 # The whole-program pipeline alltogether runs after internalizing. O3 over O2, measured on the
 # examples (bench/bench_alltogether.py): O2 and O3 give the same code for wc and stats; on nbody
 # O3 takes 15% less CPU time than O2 (median user time of 11 alternating runs) for 4 KB more
 # code. The trailing globaldce drops what inlining across modules left unused.
 WHOLE_PROGRAM_PIPELINE = "default<O3>,globaldce"
-
-ENTRY_POINT = "main"
-
-
-def _definitions(module) -> Iterator:
-    """Functions and global variables the module defines, without LLVM's special globals."""
-    for value in chain(module.functions, module.global_variables):
-        if not value.is_declaration and not value.name.startswith("llvm."):
-            yield value
-
-
-def _make_internal(value) -> None:
-    value.linkage = "internal"
-    value.visibility = "default"  # the verifier wants local symbols default-visible
-
-
-def internalize(module, keep: set[str]) -> None:
-    """Give every definition except those named in `keep` internal linkage.
-
-    Intrinsics and LLVM's special globals (`llvm.global_ctors` …) are left alone.
-    """
-    for value in _definitions(module):
-        if value.name not in keep and value.linkage.name in _EXPORTED_LINKAGES:
-            _make_internal(value)
-
-
-def internalize_hidden(module) -> None:
-    """Hidden definitions are private to the module (the shared library) that has them: make
-    them internal before linking, so two libraries' hidden helpers of one name do not clash.
-    A hidden `main` stays the entry point."""
-    for value in _definitions(module):
-        if (value.visibility.name == "hidden" and value.name != ENTRY_POINT
-                and value.linkage.name in _EXPORTED_LINKAGES):
-            _make_internal(value)
 
 
 def check_conflicts(modules: list[tuple[str, object]]) -> None:
@@ -57,7 +20,7 @@ def check_conflicts(modules: list[tuple[str, object]]) -> None:
     """
     owner: dict[str, str] = {}
     for name, module in modules:
-        for value in _definitions(module):
+        for value in definitions(module):
             if value.linkage.name != "external":
                 continue
             first = owner.setdefault(value.name, name)
@@ -68,14 +31,20 @@ def check_conflicts(modules: list[tuple[str, object]]) -> None:
 
 def merge_allexe(allexe, *, hidden_internal: bool = True,
                  progress: Callable[[str], None] = lambda message: None):
-    """All modules of an allexe linked into one (the main module), nothing internalized yet."""
-    from allvm.ir import parse_module
+    """All modules of an allexe linked into one (the main module), nothing internalized yet.
+    The main module must define `main` (as bc2allvm requires), every module be for this
+    machine."""
+    from allvm.codegen import check_target
+    from allvm.ir import check_main, parse_module
 
     modules = []
     for entry in allexe.modules:
         progress(f"  {entry.name}")
         # One LLVM context for all: link_in needs it. Modules are parsed in this thread only.
         module = parse_module(allexe.read_module(entry), entry.name)
+        check_target(module)
+        if not modules:
+            check_main(module, entry.name)
         if hidden_internal:
             internalize_hidden(module)
         modules.append((entry.name, module))
@@ -92,8 +61,6 @@ def merge_allexe(allexe, *, hidden_internal: bool = True,
 def optimize_whole_program(module, *, optimize: bool = True) -> None:
     """Internalize everything but `main`, then (unless told not to) run the whole-program
     pipeline: with every caller known, LLVM inlines and deletes across the old module lines."""
-    from allvm.passes import run_pipeline
-
     internalize(module, keep={ENTRY_POINT})
     if optimize:
         run_pipeline(module, WHOLE_PROGRAM_PIPELINE)

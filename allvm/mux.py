@@ -4,7 +4,10 @@ The result's `main.bc` is a generated dispatcher. It picks a program by `basenam
 (or, busybox-style, by `argv[1]` when argv[0] names none), registers that program's
 destructors with `atexit`, runs its constructors — its library modules' first, then its own —
 and calls its renamed `main_<name>`. Each program's main module is internalized so that two
-programs may define the same names; each distinct library module is kept once.
+programs may define the same names; each distinct library module is kept once. Libraries of
+different programs may also define one external name with different code (each program's
+`init`): allvm.resolution renames such symbols after the definition each program binds to,
+so each program reaches its own (and a library calling one is kept once per binding).
 
 Static constructors cannot stay in `llvm.global_ctors`: every program's would run at start-up.
 So each module's ctor/dtor tables are taken apart here, and the functions they list are given
@@ -24,12 +27,13 @@ from dataclasses import dataclass, field
 from hashlib import blake2b
 
 from allvm.allexe import MAIN_MODULE, Allexe
-from allvm.codegen import DEFAULT_TRIPLE
+from allvm.codegen import DEFAULT_TRIPLE, check_target
 from allvm.errors import AllvmError
-from allvm.ir import find_function, ir_symbol, native_target, parse_module, unescape
-from allvm.link import internalize
+from allvm.ir import find_function, ir_symbol, parse_module, unescape
+from allvm.resolution import Placement, module_symbols, place_modules, rename_symbols
 from allvm.sharing import Definition, module_definitions, share_definitions, shared_definitions
 from allvm.structors import CTORS, DTORS, disable_tables, export_structors, find_table
+from allvm.symbols import internalize
 from allvm.toolchain import is_gnu
 
 ALLEXE_SUFFIX = ".allexe"
@@ -101,37 +105,86 @@ def check_program_names(paths: list[str]) -> list[str]:
     return names
 
 
+@dataclass
+class _Input:
+    """One program as read: its main module (parsed, `main` renamed, internalized) and its
+    library modules' entry names and digests.
+
+    Parsed modules are kept from reading to writing: parsing them again costs more time than
+    keeping them costs memory (allmux of nine corpus programs, 9.5 MB of allexes: parsing
+    again took 57-64 s and 789 MB, keeping them 35-39 s and 859 MB)."""
+
+    path: str
+    name: str
+    main: object
+    libraries: list[tuple[str, str]]
+
+
 def mux_allexes(paths: list[str], *, internalize_mains: bool = True) -> list[tuple[str, bytes]]:
-    """The modules of the multicall allexe for `paths`: dispatcher first, each library once."""
+    """The modules of the multicall allexe for `paths`: dispatcher first, each library once
+    (once per binding of its symbols, allvm.resolution)."""
     names = check_program_names(paths)
-    libraries: dict[str, MuxedModule] = {}  # by digest of the inflated bitcode
+    library_code: dict[str, list] = {}  # by digest of the inflated bitcode: [bitcode, module]
+    inputs = [_read_program(path, name, internalize_mains, library_code)
+              for path, name in zip(paths, names, strict=True)]
+    platform = _platform(inputs)
+    library_symbols = {digest: module_symbols(code[1]) for digest, code in library_code.items()}
+    placements = place_modules([
+        [(i, program.name, module_symbols(program.main)),
+         *((digest, f"lib.{digest[:16]}", library_symbols[digest])
+           for _, digest in program.libraries)]
+        for i, program in enumerate(inputs)])
+    instances: dict[str, MuxedModule] = {}
     taken = {MAIN_MODULE}
-    programs, modules, platform = [], [], None
-    texts, definitions = [], []  # each program's main module as IR text, and as sharing sees it
-    for path, name in zip(paths, names, strict=True):
-        allexe = Allexe.open(path)
-        own, main, text, triple, datalayout = _mux_main_module(allexe, name, internalize_mains)
-        platform = platform or (triple, datalayout)
-        if is_gnu(triple) != is_gnu(platform[0]):
-            raise AllvmError(f"{path}: cannot mux programs for '{platform[0]}' and '{triple}'")
+    programs, modules, texts = [], [], []
+    for program, placed in zip(inputs, placements, strict=True):
         libs = []
-        for entry in allexe.modules[1:]:
-            bitcode = allexe.read_module(entry)
-            digest = blake2b(bitcode, digest_size=20).hexdigest()
-            if digest not in libraries:
-                libraries[digest] = _mux_library_module(
-                    bitcode, _unique_entry_name(entry.name, digest, taken), f"lib.{digest[:16]}",
-                    f"{path}: {entry.name}")
-                modules.append(libraries[digest])
-            libs.append(libraries[digest])
-        own.entry_name = _unique_entry_name(own.entry_name, name, taken)
+        for (entry_name, digest), placement in zip(program.libraries, placed[1:], strict=True):
+            if placement.instance not in instances:
+                instances[placement.instance] = _mux_library_module(
+                    library_code[digest], placement,
+                    _unique_entry_name(entry_name, placement.instance, taken),
+                    f"{program.path}: {entry_name}")
+                modules.append(instances[placement.instance])
+            libs.append(instances[placement.instance])
+        own, main, text = _mux_main_module(program, placed[0].renames)
+        own.entry_name = _unique_entry_name(own.entry_name, program.name, taken)
         modules.append(own)
-        programs.append(Program(name, main, [*libs, own]))
+        programs.append(Program(program.name, main, [*libs, own]))
         texts.append(text)
-        definitions.append(module_definitions(text))
-    _share_across_programs(programs, texts, definitions)
+    _share_across_programs(programs, texts, [module_definitions(text) for text in texts])
     dispatcher = parse_module(dispatcher_ir(programs, *platform).encode(), MAIN_MODULE)
     return [(MAIN_MODULE, dispatcher.as_bitcode())] + [(m.entry_name, m.bitcode) for m in modules]
+
+
+def _read_program(path: str, name: str, internalize_main: bool,
+                  library_code: dict[str, list]) -> _Input:
+    """Read a program's modules, each checked to be for this machine before any is compiled;
+    a library module not read before is added to `library_code`."""
+    allexe = Allexe.open(path)
+    main = _program_main_module(allexe, name, internalize_main)
+    libraries = []
+    for entry in allexe.modules[1:]:
+        bitcode = allexe.read_module(entry)
+        digest = blake2b(bitcode, digest_size=20).hexdigest()
+        if digest not in library_code:
+            module = parse_module(bitcode, f"{path}: {entry.name}")
+            check_target(module)
+            library_code[digest] = [bitcode, module]
+        libraries.append((entry.name, digest))
+    return _Input(path, name, main, libraries)
+
+
+def _platform(inputs: list[_Input]) -> tuple[str, str]:
+    """The mux's target triple and data layout: its first program's; all on one platform."""
+    first = inputs[0].main
+    triple = first.triple or DEFAULT_TRIPLE
+    for program in inputs:
+        other = program.main.triple or DEFAULT_TRIPLE
+        if is_gnu(other) != is_gnu(triple):
+            raise AllvmError(f"{program.path}: cannot mux programs for '{triple}' and "
+                             f"'{other}'")
+    return triple, first.data_layout
 
 
 def _share_across_programs(programs: list[Program], texts: list[str],
@@ -152,15 +205,15 @@ def _share_across_programs(programs: list[Program], texts: list[str],
 def _unique_entry_name(name: str, tag: str, taken: set[str]) -> str:
     """The entry's own name if free; else one prefixed by `tag` (different modules, same name)."""
     if name in taken:
-        name = f"{tag[:16]}/{name}"
+        name = f"{tag.removeprefix('lib.')}/{name}"
     taken.add(name)
     return name
 
 
-def _mux_main_module(allexe: Allexe, name: str, internalize_main: bool):
-    """A program's main module with `main` renamed `main_<name>`, the rest internalized; and
-    the module as IR text, for allvm.sharing."""
+def _program_main_module(allexe: Allexe, name: str, internalize_main: bool):
+    """A program's main module with `main` renamed `main_<name>`, the rest internalized."""
     module = parse_module(allexe.read_module(allexe.main), f"{allexe.path}: {MAIN_MODULE}")
+    check_target(module)
     main = find_function(module, "main")
     if main is None or main.is_declaration:
         raise AllvmError(f"{allexe.path}: '{MAIN_MODULE}' does not define 'main'")
@@ -169,34 +222,37 @@ def _mux_main_module(allexe: Allexe, name: str, internalize_main: bool):
     main.visibility = "default"  # a hidden main must still be callable from the dispatcher
     if internalize_main:
         internalize(module, keep={main.name})
-    hook = _hook(main, f"'main' of {allexe.path}")
-    muxed = MuxedModule(f"main_{name}.bc", b"")
-    _take_ctor_tables(module, muxed, name)
-    _merge_constants(module)
+    return module
+
+
+def _mux_main_module(program: _Input, renames: dict[str, str]):
+    """The program's main module for the mux, the dispatcher's hook for its main, and the
+    module as IR text, for allvm.sharing."""
+    module = program.main
+    rename_symbols(module, renames)
+    hook = _hook(find_function(module, f"main_{program.name}"), f"'main' of {program.path}")
+    muxed = MuxedModule(f"main_{program.name}.bc", b"")
+    _take_ctor_tables(module, muxed, program.name)
+    # A program linked from many source files holds a string constant once per file that
+    # uses it: merged (LLVM's constmerge), it has one definition with that content to share.
+    _run_passes(module, "constmerge")
     muxed.bitcode = module.as_bitcode()
     # The text allvm.sharing reads starts with the module's name, unescaped: a path's line
     # break there would be misread as the start of a definition.
     module.name = MAIN_MODULE
-    return muxed, hook, str(module), module.triple or DEFAULT_TRIPLE, module.data_layout
+    return muxed, hook, str(module)
 
 
-def _merge_constants(module) -> None:
-    """A program linked from many source files holds a string constant once per file that
-    uses it: merged (LLVM's constmerge), it has one definition with that content to share. A
-    module for a target this machine cannot compile for keeps its copies (the pass builder
-    wants that target's machine)."""
-    try:
-        native_target(module.triple or DEFAULT_TRIPLE, module.name)
-    except AllvmError:
-        return
-    _run_passes(module, "constmerge")
-
-
-def _mux_library_module(bitcode: bytes, entry_name: str, tag: str, where: str) -> MuxedModule:
-    """A library module; rewritten only if it has constructors or destructors."""
-    module = parse_module(bitcode, where)
+def _mux_library_module(code: list, placement: Placement, entry_name: str,
+                        where: str) -> MuxedModule:
+    """One instance of a library module (`code`: its bitcode, and its parsed module until an
+    instance takes it); rewritten only if symbols are renamed or it has constructors."""
+    bitcode, module = code
+    code[1] = None
+    module = module or parse_module(bitcode, where)
+    rename_symbols(module, placement.renames)
     muxed = MuxedModule(entry_name, bitcode)
-    if _take_ctor_tables(module, muxed, tag):
+    if _take_ctor_tables(module, muxed, placement.instance) or placement.renames:
         muxed.bitcode = module.as_bitcode()
     return muxed
 

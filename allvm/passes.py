@@ -13,6 +13,7 @@ import shutil
 import subprocess
 
 from allvm.errors import AllvmError
+from allvm.symbols import ENTRY_POINT, internalize
 
 # LLVM pass name -> ModulePassManager method. Printers and viewers are left out: they write
 # files or open windows instead of transforming the module.
@@ -110,9 +111,7 @@ def _run_step(module, step: str, machine) -> None:
 
     binding = llvm()
     if step == _INTERNALIZE:
-        from allvm.link import internalize
-
-        internalize(module, keep={"main"})
+        internalize(module, keep={ENTRY_POINT})
         return
     level = _DEFAULT.fullmatch(step)
     speed = int(level.group(1)) if level else 0  # the level matters only to default<…>

@@ -2,7 +2,8 @@
 
 `generate(directory, bitcode)` writes every case and returns {case name: path}. `bitcode` holds
 real modules compiled by the tests: `main` (a hello world), `lib` (no `main`), `main_global`
-(`main` is a global variable) and `aarch64` (a main module for another architecture).
+(`main` is a global variable), `aarch64` and `aarch64_lib` (`main` and `lib` for another
+architecture).
 
 The zips are written by `raw_zip`, not `zipfile`, so that the cases `zipfile` refuses to write
 (duplicate names, lying sizes, encryption flags) can be made.
@@ -25,7 +26,7 @@ ENCRYPTED = 0x1
 ALLEXE_CASES = [
     "empty", "random", "text", "truncated_head", "truncated_middle", "truncated_tail",
     "main_missing", "main_not_first", "main_not_bitcode", "main_truncated", "main_empty",
-    "no_main", "main_global", "aarch64", "bomb", "lying_bomb", "duplicate_names",
+    "no_main", "main_global", "aarch64", "aarch64_library", "bomb", "lying_bomb", "duplicate_names",
     "many_entries", "encrypted", "directory", "missing", "unreadable", "symlink_loop",
     "fifo",
 ]
@@ -95,6 +96,7 @@ def generate(directory: Path, bitcode: dict[str, bytes]) -> dict[str, Path]:
         "no_main": raw_zip([("main.bc", lib)]),
         "main_global": raw_zip([("main.bc", bitcode["main_global"])]),
         "aarch64": raw_zip([("main.bc", bitcode["aarch64"])]),
+        "aarch64_library": raw_zip([("main.bc", main), ("lib.bc", bitcode["aarch64_lib"])]),
         # Honest sizes, inflating past the default limit.
         "bomb": raw_zip([("main.bc", b"", 0, bomb_size, bomb)]),
         # Claims to be small; the same stream would inflate to far more.

@@ -515,3 +515,129 @@ define i32 @main() {
 def test_definitions_reached_by_label_not_shared():
     first, second = sharing_of(LABEL_BOUND_IR, LABEL_BOUND_IR)
     assert set(first) == set(second) == {"plain"}
+
+
+# Libraries of different programs defining the same external symbols (`init`, `level`), each
+# with its own constructor; a library both programs have (same bytes) that calls `init`, and
+# one that does not.
+OWN_LIB = r"""
+#include <stdio.h>
+__attribute__((constructor)) static void announce(void) { puts("ctor libNAME"); }
+int level = LEVEL;
+int init(void) { return INIT; }
+"""
+CALLER_LIB = "int init(void); int call_init(void) { return 100 * init(); }\n"
+SHARED_LIB_NO_INIT = r"""
+#include <stdio.h>
+__attribute__((constructor)) static void announce(void) { puts("ctor shared"); }
+int shared_value(void) { return 42; }
+"""
+OWN_PROGRAM = r"""
+#include <stdio.h>
+int init(void); int call_init(void); int shared_value(void);
+extern int level;
+int main(void) {
+    printf("NAME %d %d %d %d\n", init(), level, call_init(), shared_value());
+    return 0;
+}
+"""
+EXPECTED_OWN = {"a": ["ctor libA", "ctor shared", "a 1 10 100 42"],
+                "b": ["ctor libB", "ctor shared", "b 2 20 200 42"]}
+
+
+def own_libraries_mux(directory, target: str = MUSL_TARGET):
+    """Programs a and b, each with its own library defining `init` and `level`, muxed."""
+    caller = compile_c(CALLER_LIB, directory / "libcaller.bc", target=target)
+    shared = compile_c(SHARED_LIB_NO_INIT, directory / "libshared.bc", target=target)
+    allexes = []
+    for name, init in (("a", 1), ("b", 2)):
+        own = OWN_LIB.replace("NAME", name.upper()).replace("LEVEL", str(10 * init))
+        lib = compile_c(own.replace("INIT", str(init)), directory / f"lib{name.upper()}.so.bc",
+                        target=target)
+        main = compile_c(OWN_PROGRAM.replace("NAME", name), directory / f"{name}.bc",
+                         target=target)
+        allexes.append(bc2allvm(directory / f"{name}.allexe", main, lib, caller, shared))
+    (directory / "mux").mkdir()
+    return mux(directory / "mux" / "ab.allexe", *allexes)
+
+
+def check_own_libraries(mux_allexe, runner=()):
+    for name, lines in EXPECTED_OWN.items():
+        proc = run_path(*runner, symlink(mux_allexe, name))
+        assert (proc.returncode, proc.stderr) == (0, "")
+        assert proc.stdout.splitlines() == lines
+
+
+@pytest.fixture(scope="module")
+def own_libraries(tmp_path_factory):
+    return own_libraries_mux(tmp_path_factory.mktemp("own"))
+
+
+def test_libraries_defining_one_symbol_stay_each_programs_own(own_libraries):
+    names = module_names(own_libraries)
+    # The library calling `init` is one copy per program's `init`; the other stays one copy.
+    assert names[:5] == ["main.bc", "libA.so.bc", "libcaller.bc", "libshared.bc", "main_a.bc"]
+    assert names[5] == "libB.so.bc" and names[6].endswith("/libcaller.bc")
+    assert names[7:] == ["main_b.bc"]
+    check_own_libraries(own_libraries)  # alley's JIT path
+
+
+def test_own_libraries_linked_statically(own_libraries):
+    proc = run_tool("allready", own_libraries)
+    assert proc.returncode == 0, proc.stderr
+    check_own_libraries(own_libraries)  # the cached static binary
+    check_own_libraries(own_libraries, runner=[tool_path("alley"), "-force-static"])
+
+
+def test_own_libraries_after_alltogether(own_libraries, tmp_path):
+    merged = tmp_path / "merged.allexe"
+    proc = run_tool("alltogether", own_libraries, "-o", merged, "-q")
+    assert proc.returncode == 0, proc.stderr
+    check_own_libraries(merged)
+
+
+def test_own_libraries_in_process_jit(tmp_path):
+    check_own_libraries(own_libraries_mux(tmp_path, GNU_TARGET),
+                        runner=[tool_path("alley"), "-jit", "inprocess"])
+
+
+def placements(*programs):
+    """allvm.resolution's placements for programs given as [(module, {name: strength},
+    {referenced}), ...], main module first: [[(instance, renames), ...], ...]."""
+    from allvm.resolution import ModuleSymbols, place_modules
+
+    found = place_modules([[(module, module, ModuleSymbols(defined, set(referenced)))
+                            for module, defined, referenced in program] for program in programs])
+    return [[(p.instance, p.renames) for p in program] for program in found]
+
+
+def test_binding_rules():
+    # `f` strong in each program's own library: renamed after the definition each binds to; the
+    # shared library `s` calling it splits in two; `g` (weak in s, strong in x) binds to x in
+    # the program that has x, to s's own where not.
+    a, b = placements([("main_a", {}, {"f", "g"}), ("x", {"f": "strong", "g": "strong"}, ()),
+                       ("s", {"g": "weak"}, {"f"})],
+                      [("main_b", {}, {"f", "g"}), ("y", {"f": "strong"}, ()),
+                       ("s", {"g": "weak"}, {"f"})])
+    assert a == [("main_a", {"f": "f.allmux.x", "g": "g.allmux.x"}), ("x", {"f": "f.allmux.x",
+                  "g": "g.allmux.x"}), ("s.0", {"f": "f.allmux.x", "g": "g.allmux.x"})]
+    assert b == [("main_b", {"f": "f.allmux.y", "g": "g.allmux.s.1"}), ("y", {"f": "f.allmux.y"}),
+                 ("s.1", {"f": "f.allmux.y", "g": "g.allmux.s.1"})]
+
+
+def test_what_is_not_renamed():
+    # The one-definition rule's linkonce_odr copies, a symbol one shared library defines, and
+    # a symbol one instance defines that another program leaves to libc (`strlen`): renamed,
+    # a library replacing a libc function (malloc) would no longer replace it for libc.
+    a, b = placements([("main_a", {}, {"inline", "shared", "strlen"}), ("x", {"inline": "odr"}, ()),
+                       ("s", {"shared": "strong"}, ())],
+                      [("main_b", {}, {"inline"}), ("y", {"inline": "odr", "strlen": "strong"},
+                                                   ()), ("s", {"shared": "strong"}, ())])
+    assert a == [("main_a", {}), ("x", {}), ("s", {})]
+    assert b == [("main_b", {}), ("y", {}), ("s", {})]
+
+
+def test_hidden_definitions_bind_their_own_module():
+    (a,) = placements([("main_a", {}, {"h"}), ("x", {"h": "hidden"}, {"h"}),
+                       ("y", {"h": "hidden"}, {"h"})])
+    assert a == [("main_a", {}), ("x", {"h": "h.allmux.x"}), ("y", {"h": "h.allmux.y"})]

@@ -193,3 +193,33 @@ def test_clang14_bitcode_with_debug_info_loads_quietly(tmp_path, hello_c):
     proc = run_tool("bc2allvm", bc)
     assert (proc.returncode, proc.stderr) == (0, "")
     assert "x86_64-unknown-linux-musl" in main_text(tmp_path / "old.allexe")
+
+
+# Each constraint form clang emits for `bswap`: the operand tied to the result, or in a register
+# of its own (left as asm, that form swaps whatever the output register held), 32 and 64 bits.
+BSWAP_FORMS_IR = r"""
+target triple = "x86_64-unknown-linux-musl"
+@fmt = private unnamed_addr constant [22 x i8] c"%x %x %llx %llx %llx\0A\00"
+declare i32 @printf(ptr, ...)
+define i32 @main() {
+  %tied32 = call i32 asm "bswap $0", "=r,0,~{dirflag},~{fpsr},~{flags}"(i32 305419896)
+  %own32 = call i32 asm "bswapl $0", "=r,r,~{dirflag},~{fpsr},~{flags}"(i32 305419896)
+  %tied64 = call i64 asm "bswapq $0", "=r,0,~{dirflag},~{fpsr},~{flags}"(i64 -6066930339413731720)
+  %own64 = call i64 asm "bswapq $0", "=r,r,~{dirflag},~{fpsr},~{flags}"(i64 -6066930339413731720)
+  %plain64 = call i64 asm "bswap $0", "=r,r,~{dirflag},~{fpsr},~{flags}"(i64 -6066930339413731720)
+  call i32 (ptr, ...) @printf(ptr @fmt, i32 %tied32, i32 %own32, i64 %tied64, i64 %own64,
+                              i64 %plain64)
+  ret i32 0
+}
+"""
+
+
+def test_bswap_in_either_constraint_form_runs(tmp_path):
+    ll = tmp_path / "bswap.ll"
+    ll.write_text(BSWAP_FORMS_IR)
+    proc = run_tool("bc2allvm", ll)
+    assert (proc.returncode, proc.stderr) == (0, "")
+    assert " asm " not in main_text(tmp_path / "bswap.allexe")
+    proc = run_tool("alley", tmp_path / "bswap.allexe")
+    assert (proc.returncode, proc.stderr) == (0, "")
+    assert proc.stdout == "78563412 78563412" + " 7856341200efcdab" * 3 + "\n"

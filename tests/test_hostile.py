@@ -26,12 +26,11 @@ WITHOUT_DAC_OVERRIDE = ["setpriv", "--bounding-set", "-dac_override,-dac_read_se
 # Sound containers with bad modules inside: all-info lists them (like `unzip -l`) without
 # reading any bitcode; -imports reads it, and an aarch64 module has imports like any other.
 CONTENT_CASES = {"main_not_bitcode", "main_truncated", "main_empty", "no_main", "main_global",
-                 "aarch64", "lying_bomb"}
-# allmux only merges IR: a module for another architecture is not its problem. alltogether and
-# allopt transform IR and do not (yet) insist on a `main` in main.bc: reported to their owners.
+                 "aarch64", "aarch64_library", "lying_bomb"}
+# allopt runs a pipeline over any module's IR: it does not insist on a `main` in main.bc.
 NO_MAIN_CASES = {"main_empty", "no_main", "main_global"}
-ACCEPTED = {"all-info": CONTENT_CASES, "all-info-imports": {"aarch64"}, "allmux": {"aarch64"},
-            "alltogether": NO_MAIN_CASES, "allopt": NO_MAIN_CASES}
+ACCEPTED = {"all-info": CONTENT_CASES, "all-info-imports": {"aarch64", "aarch64_library"},
+            "allopt": NO_MAIN_CASES}
 
 # Tool and mode → its command line for an input and an output path.
 ALLEXE_TOOLS = {
@@ -62,8 +61,9 @@ def bitcode(tmp_path_factory) -> dict[str, bytes]:
         "main_global": "int main = 42;\n",
     }
     out = {name: compile_c(src, d / f"{name}.bc").read_bytes() for name, src in sources.items()}
-    out["aarch64"] = compile_c(sources["main"], d / "aarch64.bc",
-                               target="aarch64-linux-musl").read_bytes()
+    for name, source in (("aarch64", "main"), ("aarch64_lib", "lib")):
+        out[name] = compile_c(sources[source], d / f"{name}.bc",
+                              target="aarch64-linux-musl").read_bytes()
     return out
 
 
@@ -137,11 +137,31 @@ def test_messages_name_the_problem(bad_inputs):
         "symlink_loop": "Too many levels of symbolic links",
         "no_main": "Failed to find 'main' function",
         "main_global": "Failed to find 'main' function",
-        "aarch64": "aarch64",
+        "aarch64": "main.bc: target 'aarch64-",
+        "aarch64_library": "lib.bc: target 'aarch64-",
     }
     for case, words in expected.items():
         proc = run_bounded(["alley", "-noexec", bad_inputs[case]])
         assert words in proc.stderr, (case, proc.stderr)
+
+
+def test_tools_refuse_what_bc2allvm_refuses(bad_inputs, tmp_path):
+    """The words of bc2allvm (and alley) for a main.bc without `main`; the module and its
+    triple for another architecture, before anything is compiled."""
+    out = tmp_path / "out.allexe"
+    tools = {"alltogether": ["-o", out, "-disable-opt"], "allmux": ["-o", out], "allready": []}
+    no_main = "Failed to find 'main' function in main.bc!"
+    words = {"main_empty": no_main, "no_main": no_main, "main_global": no_main,
+             "aarch64": "main.bc: target 'aarch64-unknown-linux",
+             "aarch64_library": "lib.bc: target 'aarch64-unknown-linux"}
+    for case, expected in words.items():
+        for tool, options in tools.items():
+            if tool == "allmux" and expected == no_main:  # allmux's own words
+                wanted = f"{bad_inputs[case]}: 'main.bc' does not define 'main'"
+            else:
+                wanted = expected
+            proc = run_bounded([tool, bad_inputs[case], *options])
+            assert wanted in proc.stderr, (tool, case, proc.stderr)
 
 
 def test_unreadable_message(bad_inputs):
@@ -240,3 +260,16 @@ def test_fuzz_smoke(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "Done " in proc.stderr
     assert not list(tmp_path.glob("crash-*"))
+
+
+def test_another_architecture_is_refused_before_compiling(bad_inputs, monkeypatch):
+    """The library's triple is read from its bitcode: main.bc is not compiled either."""
+    from allvm import codegen
+    from allvm.cache import Cache
+    from allvm.execute import build_static_binary
+
+    compiled = []
+    monkeypatch.setattr(codegen, "in_parallel", lambda function, jobs: compiled.extend(jobs))
+    with pytest.raises(AllvmError, match="^lib.bc: target 'aarch64-unknown-linux"):
+        build_static_binary(Allexe.open(str(bad_inputs["aarch64_library"])), Cache())
+    assert compiled == []
