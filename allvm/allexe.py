@@ -11,11 +11,10 @@ import stat
 import struct
 import zlib
 
+from allvm.bitcode import is_bitcode
 from allvm.errors import AllvmError
 
 MAIN_MODULE = "main.bc"
-# A bare bitcode file (raw, or in LLVM's bitcode wrapper) is a program too: see `from_bytes`.
-BITCODE_MAGICS = (b"BC\xc0\xde", b"\xde\xc0\x17\x0b")
 
 _EOCD = struct.Struct("<IHHHHIIH")  # end of central directory record
 _CENTRAL = struct.Struct("<IHHHHHHIIIHHHHHII")  # central directory file header
@@ -73,7 +72,7 @@ class Allexe:
         A bare bitcode file is read as the allexe holding it, stored, as its only module
         `main.bc`: the same program, the same cache key (binfmt_misc runs both kinds).
         """
-        if data[:4] in BITCODE_MAGICS:
+        if is_bitcode(data):
             data = _stored_zip(MAIN_MODULE, data)
         try:
             modules = _read_directory(data)

@@ -11,6 +11,7 @@ import ctypes
 import errno
 import os
 
+from allvm import bitcode
 from allvm.errors import AllvmError
 
 BINFMT_DIR = "/proc/sys/fs/binfmt_misc"
@@ -24,8 +25,8 @@ _ZIP_MASK = b"\xff" * 4 + bytes(22) + b"\xff\xff" + bytes(2) + b"\xff" * 7
 # (name suffix, magic, mask or None)
 FORMATS = [
     ("allexe", _ZIP_MAGIC, _ZIP_MASK),
-    ("bitcode", b"BC\xc0\xde", None),
-    ("bitcode-wrapper", b"\xde\xc0\x17\x0b", None),
+    ("bitcode", bitcode.MAGIC, None),
+    ("bitcode-wrapper", bitcode.WRAPPER_MAGIC, None),
 ]
 
 

@@ -9,12 +9,16 @@ leaving the check to the compiler.
 
 import struct
 
-_MAGIC = b"BC\xc0\xde"
-_WRAPPER_MAGIC = b"\xde\xc0\x17\x0b"
+MAGIC = b"BC\xc0\xde"  # raw bitcode
+WRAPPER_MAGIC = b"\xde\xc0\x17\x0b"  # bitcode in LLVM's wrapper header
 _MODULE_BLOCK = 8
 _TRIPLE_RECORD = 2
 _END_BLOCK, _ENTER_SUBBLOCK, _DEFINE_ABBREV, _UNABBREV_RECORD = range(4)
 _TOP_LEVEL_WIDTH = 2  # abbreviation id width outside any block
+
+
+def is_bitcode(data: bytes) -> bool:
+    return data[:4] in (MAGIC, WRAPPER_MAGIC)
 
 
 class _Unreadable(Exception):
@@ -60,10 +64,10 @@ class _Bits:
 def bitcode_triple(data: bytes) -> str | None:
     """The module's target triple; None if it has none or this reader cannot find it."""
     try:
-        if data[:4] == _WRAPPER_MAGIC:
+        if data[:4] == WRAPPER_MAGIC:
             offset, size = struct.unpack_from("<II", data, 8)
             data = data[offset:offset + size]
-        if data[:4] != _MAGIC:
+        if data[:4] != MAGIC:
             return None
         return _module_triple(_Bits(data, 32))
     except (_Unreadable, struct.error, UnicodeDecodeError):

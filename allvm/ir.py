@@ -5,7 +5,7 @@ import os
 import re
 import threading
 
-from allvm.allexe import BITCODE_MAGICS
+from allvm.bitcode import is_bitcode
 from allvm.errors import AllvmError
 
 _llvm = None
@@ -25,10 +25,6 @@ def llvm():
         binding.initialize_native_asmparser()
         _llvm = binding
     return _llvm
-
-
-def is_bitcode(data: bytes) -> bool:
-    return data[:4] in BITCODE_MAGICS
 
 
 def looks_like_ir(data: bytes) -> bool:

@@ -195,8 +195,8 @@ static int printable_ascii(const uint8_t *p, size_t n) {
 }
 
 static int is_bitcode(bytes f) {
-    static const uint8_t raw[4] = {'B', 'C', 0xC0, 0xDE}, wrapper[4] = {0xDE, 0xC0, 0x17, 0x0B};
-    return f.size >= 4 && (!memcmp(f.data, raw, 4) || !memcmp(f.data, wrapper, 4));
+    return f.size >= 4 && (!memcmp(f.data, ALLVM_BITCODE_MAGIC, 4) ||
+                           !memcmp(f.data, ALLVM_BITCODE_WRAPPER_MAGIC, 4));
 }
 
 /* A module's stored-bytes digest (cache.py: the compression method, 2 bytes LE, then the

@@ -13,7 +13,7 @@ import os
 import sys
 from _blake2 import blake2b
 
-from allvm import allexe, cache
+from allvm import allexe, bitcode, cache
 from allvm.errors import AllvmError
 
 SOURCE = os.path.join(os.path.dirname(__file__), "launcher.c")
@@ -22,7 +22,7 @@ BINFMT_NAME = "alley-binfmt"
 _BUILD_MARK = b"allvm-launcher-build "
 
 
-def definitions() -> dict[str, str | int]:
+def definitions() -> dict[str, str | bytes | int]:
     """What the C source takes from the Python side (see allvm/cache.py)."""
     return {
         "ALLVM_PYTHON": sys.executable,
@@ -33,6 +33,8 @@ def definitions() -> dict[str, str | int]:
         "ALLVM_STATIC_BINARIES": cache.STATIC_BINARIES,
         "ALLVM_RECORD_SETTLE_SECONDS": cache.RECORD_SETTLE_SECONDS,
         "ALLVM_MAIN_MODULE": allexe.MAIN_MODULE,
+        "ALLVM_BITCODE_MAGIC": bitcode.MAGIC,
+        "ALLVM_BITCODE_WRAPPER_MAGIC": bitcode.WRAPPER_MAGIC,
         "ALLVM_MAX_MODULES": allexe.MAX_MODULES,
         "ALLVM_DEFAULT_SIZE_LIMIT": allexe.DEFAULT_SIZE_LIMIT,
     }
@@ -65,9 +67,11 @@ def is_current(path: str | None = None) -> bool:
         return False
 
 
-def _c_value(value: str | int) -> str:
+def _c_value(value: str | bytes | int) -> str:
     if isinstance(value, int):
         return f"{value}ULL" if value > 0xFFFF else str(value)
+    if isinstance(value, bytes):
+        return '"' + "".join(f"\\x{b:02x}" for b in value) + '"'
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 

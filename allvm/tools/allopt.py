@@ -68,7 +68,8 @@ def read_input(path: str):
 
 def transform(args, bitcode: bytes, module_name: str) -> bytes:
     """One module through the pipeline: new bitcode, or (analyze/-dis) text output."""
-    from allvm.ir import is_bitcode, parse_module
+    from allvm.bitcode import is_bitcode
+    from allvm.ir import parse_module
 
     if args.pipeline:
         from allvm.passes import run_external_pipeline
