@@ -16,8 +16,10 @@ from allvm.allexe import Allexe
 from allvm.cache import object_key
 
 OTHER_CODEGEN = Path(__file__).parent / "data" / "other_codegen.py"
-# Modules that take about a second each to compile: long enough to act while they run.
-SLOW_FUNCTIONS = 300
+# Modules that take about half a second each to compile: long enough to act while they run.
+SLOW_FUNCTIONS = 150
+# Every server of the test on loopback only: also the HTTP one Dask starts without a dashboard.
+LOOPBACK = ("--host", "127.0.0.1", "--no-dashboard", "--dashboard-address", "127.0.0.1:0")
 
 
 def free_port() -> int:
@@ -46,13 +48,11 @@ class DaskCluster:
 
     def start_scheduler(self) -> None:
         port = self.address.rsplit(":", 1)[1]
-        self.start("scheduler", "scheduler", "--host", "127.0.0.1", "--port", port,
-                   "--no-dashboard", "--idle-timeout", "600")
+        self.start("scheduler", "scheduler", "--port", port, "--idle-timeout", "600", *LOOPBACK)
 
     def start_worker(self, name: str, *extra: str) -> subprocess.Popen:
-        return self.start(name, "worker", self.address, "--host", "127.0.0.1", "--nthreads",
-                          "1", "--no-dashboard", "--death-timeout", "60", "--local-directory",
-                          str(self.directory / name), *extra)
+        return self.start(name, "worker", self.address, "--nthreads", "1", "--death-timeout", "60",
+                          "--local-directory", str(self.directory / name), *LOOPBACK, *extra)
 
     def connect(self):
         from distributed import Client
