@@ -175,14 +175,14 @@ def small_allexes(directory: Path, count: int) -> list[str]:
     return paths
 
 
-def commands(address: str, allexes: list[str], work: Path) -> list[Command]:
+def commands(address: str, allexes: list[str], work: Path, suffix: str = "") -> list[Command]:
     """The cluster and the local pool (-j 2, -j 1), each with its own cache, emptied first."""
     result = []
     for name, label, options in (("cluster", "allready on 2 Dask workers", ["-scheduler", address]),
                                  ("j2", "allready -j 2", ["-j", "2"]),
                                  ("j1", "allready -j 1", ["-j", "1"])):
         cache = work / f"cache-{name}"
-        result.append(Command(label, [tool("allready"), *options, *allexes],
+        result.append(Command(label + suffix, [tool("allready"), *options, *allexes],
                               env={**os.environ, "ALLVM_CACHE_DIR": str(cache)},
                               before=cold_cache(cache)))
     return result
@@ -191,57 +191,85 @@ def commands(address: str, allexes: list[str], work: Path) -> list[Command]:
 def cost_note(costs: dict) -> str:
     return (f"{costs['allexes']} allexes, {costs['modules']} modules, "
             f"{costs['compile_tasks']} compile + {costs['link_tasks']} link tasks; compile "
-            f"{costs['compile_s_mean'] * 1000:.0f} ms/module (mean), link "
-            f"{costs['link_s_mean'] * 1000:.0f} ms/allexe; bytes per module: "
-            f"{costs['stored_bytes_mean'] / 1024:.0f} KiB stored, "
+            f"{costs['compile_s_mean']:.2f} s/module (mean; median "
+            f"{costs['compile_s_median']:.2f} s), link {costs['link_s_mean'] * 1000:.0f} ms/allexe;"
+            f" per module {costs['stored_bytes_mean'] / 1024:.0f} KiB stored, "
             f"{costs['object_bytes_mean'] / 1024:.0f} KiB object; "
             f"{costs['binary_bytes_mean'] / 1024:.0f} KiB binary per allexe; scheduler "
             f"{costs['scheduler_cpu_ms_per_task']:.2f} ms CPU/task, client "
-            f"{costs['client_cpu_ms_per_allexe']:.1f} ms CPU/allexe")
+            f"{costs['client_cpu_ms_per_allexe']:.1f} ms CPU/allexe (start-up included)")
+
+
+def corpus_records(cluster: tuple, allexes: list[str], runs: int, work: Path) -> list[dict]:
+    """The cluster against -j 2 (the goal) and -j 1 over real allexes, cold cache each run."""
+    costs = task_costs(instrumented_run(*cluster, allexes, work / "cache-instrumented"), allexes)
+    print(f"fig 7: {len(allexes)} allexes, cold cache each run", flush=True)
+    on_cluster, j2, j1 = measure(commands(cluster[0], allexes, work), runs=runs, warmup=0)
+    print_table("fig 7: allready on 2 Dask workers vs the local pool", [on_cluster, j2, j1],
+                baseline="allready -j 2")
+    print(f"costs: {costs}", flush=True)
+    records = [ratio_record("7 allready on Dask", on_cluster, j2, goal="≤ 1.15×", goal_max=1.15,
+                            note=cost_note(costs)),
+               ratio_record("7 allready on Dask", on_cluster, j1, note="the same runs")]
+    records[0]["costs"] = costs
+    return records
+
+
+def small_module_records(cluster: tuple, runs: int, work: Path) -> list[dict]:
+    """The engine's cost on one-module allexes of a few hundred bytes: a run of one allexe (the
+    start-up) against a run of SMALL_ALLEXES, so the difference is the per-task part."""
+    small = small_allexes(Path(tempfile.mkdtemp(dir=work)), SMALL_ALLEXES)
+    one, many = (instrumented_run(*cluster, paths, work / "cache-instrumented")
+                 for paths in (small[:1], small))
+    extra_tasks = len(many["tasks"]) - len(one["tasks"])
+    marginal = {
+        "scheduler_cpu_ms_per_task": 1000 * (many["scheduler_cpu_s"] - one["scheduler_cpu_s"])
+        / extra_tasks,
+        "client_cpu_ms_per_allexe": 1000 * (many["client_cpu_s"] - one["client_cpu_s"])
+        / (len(small) - 1),
+        "client_start_cpu_s": one["client_cpu_s"]}
+    timed = measure(commands(cluster[0], small[:1], work, " (1 allexe)")[:2]
+                    + commands(cluster[0], small, work, f" ({len(small)} allexes)")[:2],
+                    runs=runs, warmup=0)
+    print_table("fig 7: one-module allexes", timed, baseline=timed[1].command.label)
+    (c1, l1, cn, ln) = (r.median for r in timed)
+    marginal["cluster_ms_per_allexe"] = 1000 * (cn - c1) / (len(small) - 1)
+    marginal["local_j2_ms_per_allexe"] = 1000 * (ln - l1) / (len(small) - 1)
+    marginal["start_s"] = {"cluster": c1, "-j 2": l1}
+    print(f"small modules: {marginal}", flush=True)
+    note = (f"start-up (1 allexe): {c1:.2f} s on the cluster, {l1:.2f} s with -j 2; each further "
+            f"allexe (2 tasks): {marginal['cluster_ms_per_allexe']:.1f} ms on the cluster, "
+            f"{marginal['local_j2_ms_per_allexe']:.1f} ms with -j 2; scheduler "
+            f"{marginal['scheduler_cpu_ms_per_task']:.2f} ms CPU/task, client "
+            f"{marginal['client_cpu_ms_per_allexe']:.1f} ms CPU/allexe")
+    record = ratio_record("7 small modules", timed[2], timed[3], note=note)
+    record["costs"] = marginal
+    return [record]
 
 
 def figure(allexes: list[str], runs: int, work: Path) -> list[dict]:
-    """Records for the report: the cluster against -j 2 and -j 1 over `allexes`, and against
-    -j 2 on small modules, each with its measured per-task costs in the record."""
+    """Records for the report: the cluster against the local pool over `allexes`, and the
+    engine's per-task costs on small modules."""
     work.mkdir(parents=True, exist_ok=True)
-    small = small_allexes(Path(tempfile.mkdtemp(dir=work)), SMALL_ALLEXES)
-    with local_cluster(work) as (address, scheduler_pid, client):
-        costs = task_costs(instrumented_run(address, scheduler_pid, client, allexes,
-                                            work / "cache-instrumented"), allexes)
-        small_costs = task_costs(instrumented_run(address, scheduler_pid, client, small,
-                                                  work / "cache-instrumented"), small)
-        print(f"fig 7: {len(allexes)} allexes, cold cache each run", flush=True)
-        cluster, j2, j1 = measure(commands(address, allexes, work), runs=runs, warmup=0)
-        print_table("fig 7: allready on 2 Dask workers vs the local pool", [cluster, j2, j1],
-                    baseline="allready -j 2")
-        tiny_cluster, tiny_j2 = measure(commands(address, small, work)[:2], runs=runs,
-                                        warmup=0)
-        print_table(f"fig 7: {SMALL_ALLEXES} one-module allexes", [tiny_cluster, tiny_j2],
-                    baseline="allready -j 2")
-    per_task_ms = 1000 * statistics.median(
-        (c - b) for c, b in zip(tiny_cluster.times, tiny_j2.times, strict=True)) / (
-        small_costs["compile_tasks"] + small_costs["link_tasks"])
-    print(f"costs: {costs}\nsmall modules: {small_costs}\n"
-          f"wall time per task over -j 2 on small modules: {per_task_ms:.1f} ms", flush=True)
-    records = [
-        ratio_record("7 allready on Dask", cluster, j2, goal="≤ 1.15×", goal_max=1.15,
-                     note=cost_note(costs)),
-        ratio_record("7 allready on Dask", cluster, j1, note="the same runs against -j 1"),
-        ratio_record("7 small modules", tiny_cluster, tiny_j2,
-                     note=f"{cost_note(small_costs)}; {per_task_ms:.1f} ms wall per task "
-                          "over -j 2 (2 workers)"),
-    ]
-    records[0]["costs"], records[2]["costs"] = costs, small_costs
-    records[2]["overhead_ms"] = per_task_ms
-    return records
+    with local_cluster(work) as cluster:
+        return corpus_records(cluster, allexes, runs, work) + small_module_records(
+            cluster, runs, work)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("allexes", nargs="+")
+    parser.add_argument("allexes", nargs="*")
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--small-only", action="store_true",
+                        help="only the per-task costs on small modules (no ALLEXE needed)")
     args = parser.parse_args()
-    figure(args.allexes, args.runs, HERE.parent / "build" / "bench" / "cluster")
+    work = HERE.parent / "build" / "bench" / "cluster"
+    if args.small_only:
+        work.mkdir(parents=True, exist_ok=True)
+        with local_cluster(work) as cluster:
+            small_module_records(cluster, args.runs, work)
+    else:
+        figure(args.allexes, args.runs, work)
 
 
 if __name__ == "__main__":
