@@ -21,7 +21,7 @@ This module imports `distributed`: only the -scheduler path imports it.
 
 import os
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 from distributed import Client, WorkerPlugin, as_completed
 from distributed.comm.addressing import get_address_host_port
@@ -102,19 +102,18 @@ def link_objects(compiled: list[tuple[bytes, str]]) -> bytes:
 
 
 class Cluster:
-    """A connection to a scheduler, with this toolchain's workers admitted.
-
-    `refusals` says which workers were refused, and why. Leaving the `with` block (at the end,
-    on an error or on Ctrl-C) cancels whatever this run still has on the cluster.
+    """A connection to a scheduler, with this toolchain's workers admitted; `warn` is told, in
+    one line each, which workers were refused and why. Leaving the `with` block (at the end, on
+    an error or on Ctrl-C) cancels whatever this run still has on the cluster.
     """
 
-    def __init__(self, address: str):
+    def __init__(self, address: str, warn: Callable[[str], None]):
         self.address = address
         self.client = _connect(address)
         self.futures: set = set()  # this run's tasks, cancelled when it ends
         self._compiles: dict[str, object] = {}  # Dask key -> future, for the whole run
         try:
-            self.refusals, admitted = self._admit()
+            admitted = self._admit(warn)
         except BaseException:
             self.client.close()
             raise
@@ -130,24 +129,25 @@ class Cluster:
         finally:
             self.client.close()
 
-    def _admit(self) -> tuple[list[str], int]:
-        """(one line per refused worker, how many were admitted). The plugin admits the workers
-        (and later ones); asking each worker its id here only explains the refusals."""
+    def _admit(self, warn: Callable[[str], None]) -> int:
+        """How many workers are admitted now. The plugin admits them (and later ones); asking
+        each worker its id here explains the refusals."""
         ours = allvm.cache.CODEGEN_ID
         ids = self.client.run(worker_codegen_id, on_error="return")
-        refusals = []
+        admitted = 0
         for worker, theirs in sorted(ids.items()):
             if isinstance(theirs, Exception):
-                refusals.append(f"refusing worker {worker}: cannot ask its toolchain "
-                                f"({type(theirs).__name__}: {theirs})")
+                warn(f"refusing worker {worker}: cannot ask its toolchain "
+                     f"({type(theirs).__name__}: {theirs})")
             elif (difference := codegen_difference(ours, theirs)) is not None:
-                refusals.append(f"refusing worker {worker}: its toolchain differs: {difference}")
-        admitted = len(ids) - len(refusals)
+                warn(f"refusing worker {worker}: its toolchain differs: {difference}")
+            else:
+                admitted += 1
         if not admitted:
             raise AllvmError(f"no worker at {self.address} has this toolchain ({ours})"
                              if ids else f"the scheduler at {self.address} has no workers")
         self.client.register_plugin(Admission(ours))
-        return refusals, admitted
+        return admitted
 
     def build(self, paths: Iterable[str], cache: Cache) -> Iterator[tuple[str, Exception | None]]:
         """Each allexe's static binary into `cache`: (path, None) when it is there, (path, the

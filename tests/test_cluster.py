@@ -5,6 +5,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -254,6 +255,22 @@ def test_a_worker_with_another_toolchain_is_refused(cluster, allexes, local_bina
     finally:
         cluster.stop(odd)
     cluster.wait_for_workers(2)
+
+
+def test_no_worker_with_this_toolchain_is_an_error(cluster, allexes):
+    """Seen from a client whose toolchain differs (another optimization level), every worker is
+    refused: one line each, then the error, and nothing is sent."""
+    client = ("import sys, allvm.cache\n"
+              "allvm.cache.CODEGEN_ID = allvm.cache.CODEGEN_ID.replace('; O2', '; O3')\n"
+              "from allvm.tools.allready import main\n"
+              "sys.exit(main())\n")
+    proc = subprocess.run([sys.executable, "-c", client, "-scheduler", cluster.address,
+                           allexes["hello"]], capture_output=True, text=True, timeout=60)
+    assert (proc.returncode, proc.stdout) == (1, "")
+    *refusals, error = proc.stderr.splitlines()
+    assert sorted(refusals) == sorted(f"allready: warning: refusing worker {w}: its toolchain "
+                                      "differs: O2 (here O3)" for w in cluster.workers())
+    assert error.startswith(f"allready: no worker at {cluster.address} has this toolchain (")
 
 
 def test_a_broken_allexe_fails_alone(cluster, allexes, tmp_path, isolated_cache):

@@ -65,9 +65,7 @@ def run(args) -> int:
         from allvm.cache import Cache
         from allvm.cluster import Cluster
 
-        with Cluster(scheduler) as cluster:
-            for refusal in cluster.refusals:
-                tool.warning(refusal)
+        with Cluster(scheduler, warn=tool.warning) as cluster:
             return report(cluster.build(paths, Cache()), len(paths))
     from allvm.codegen import process_pool
 
