@@ -23,7 +23,7 @@ import os
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 
-from distributed import Client, WorkerPlugin, as_completed
+from distributed import Client, Future, WorkerPlugin, as_completed
 from distributed.comm.addressing import get_address_host_port
 
 import allvm.cache
@@ -110,8 +110,8 @@ class Cluster:
     def __init__(self, address: str, warn: Callable[[str], None]):
         self.address = address
         self.client = _connect(address)
-        self.futures: set = set()  # this run's tasks, cancelled when it ends
-        self._compiles: dict[str, object] = {}  # Dask key -> future, for the whole run
+        self.futures: set[Future] = set()  # this run's tasks, cancelled when it ends
+        self._compiles: dict[str, Future] = {}  # Dask key -> future, for the whole run
         try:
             admitted = self._admit(warn)
         except BaseException:
@@ -177,12 +177,12 @@ class Cluster:
                 self.futures.discard(future)
                 yield path, _stored(future, cache, target)
 
-    def _link(self, allexe: Allexe, target: str):
+    def _link(self, allexe: Allexe, target: str) -> Future:
         """Submit the allexe's link, after the code generation of its modules."""
         objects = [self._compile(allexe, entry) for entry in allexe.modules]
         return self._submit(f"link-{os.path.basename(target)}", link_objects, objects)
 
-    def _compile(self, allexe: Allexe, entry: ModuleEntry):
+    def _compile(self, allexe: Allexe, entry: ModuleEntry) -> Future:
         """The module's code generation: one task per object cache key in this run."""
         key = f"codegen-{object_key(allexe, entry)}"
         if key not in self._compiles:
@@ -190,7 +190,7 @@ class Cluster:
                                                bytes(allexe.stored_bytes(entry)), allexe.path)
         return self._compiles[key]
 
-    def _submit(self, key: str, function, *args):
+    def _submit(self, key: str, function: Callable, *args) -> Future:
         future = self.client.submit(function, *args, key=key, resources=self.resources)
         self.futures.add(future)
         return future
@@ -208,7 +208,7 @@ def _connect(address: str) -> Client:
         raise AllvmError(f"{unreachable} (no answer within {CONNECT_SECONDS} s)") from None
 
 
-def _stored(future, cache: Cache, target: str) -> Exception | None:
+def _stored(future: Future, cache: Cache, target: str) -> Exception | None:
     """Store the finished link's binary; its error (remote or local) if there is none."""
     try:
         store_static_binary(cache, target, future.result())
