@@ -141,17 +141,22 @@ class Allexe:
 
     def read_module(self, entry: ModuleEntry) -> bytes:
         """The module's bitcode, inflated and checked against its CRC."""
-        stored = self.stored_bytes(entry)
-        if entry.method == _STORED:
-            data = bytes(stored)
-        else:
-            try:
-                data = zlib.decompressobj(-15).decompress(stored, entry.size + 1)
-            except zlib.error as e:
-                raise AllvmError(f"{self.path}: entry '{entry.name}': {e}") from None
-        if len(data) != entry.size or zlib.crc32(data) != entry.crc:
-            raise AllvmError(f"{self.path}: entry '{entry.name}' is corrupt (CRC mismatch)")
-        return data
+        return inflate(entry, self.stored_bytes(entry), self.path)
+
+
+def inflate(entry: ModuleEntry, stored: bytes | memoryview, path: str) -> bytes:
+    """An entry's bitcode from its stored bytes (wherever they travelled), checked against its
+    CRC; `path` names the allexe in messages."""
+    if entry.method == _STORED:
+        data = bytes(stored)
+    else:
+        try:
+            data = zlib.decompressobj(-15).decompress(stored, entry.size + 1)
+        except zlib.error as e:
+            raise AllvmError(f"{path}: entry '{entry.name}': {e}") from None
+    if len(data) != entry.size or zlib.crc32(data) != entry.crc:
+        raise AllvmError(f"{path}: entry '{entry.name}' is corrupt (CRC mismatch)")
+    return data
 
 
 def size_limit() -> int:

@@ -149,9 +149,14 @@ def build_static_binary(allexe: Allexe, cache: Cache) -> str:
             raise AllvmError(f"cache directory '{cache.root}' is not usable")
         with open(build.link(), "rb") as f:
             binary = f.read()
+    store_static_binary(cache, path, binary)
+    return path
+
+
+def store_static_binary(cache: Cache, path: str, binary: bytes) -> None:
+    """Put a static binary into the cache at `path` (its static_binary_key's path)."""
     if not cache.put(path, binary, executable=True):
         raise AllvmError(f"could not write to the cache directory '{cache.root}'")
-    return path
 
 
 def _copy_to_memory(path: str) -> str:

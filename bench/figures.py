@@ -23,6 +23,7 @@ sys.path[:0] = [str(HERE), str(ROOT / "examples"), str(ROOT)]
 
 import bench_alley  # noqa: E402
 import bench_allmux  # noqa: E402
+import bench_cluster  # noqa: E402
 import bench_corpus_tests  # noqa: E402
 import bench_launch  # noqa: E402
 from bench_alltogether import run, static_binary, static_binary_path, tool  # noqa: E402
@@ -484,14 +485,17 @@ def peak_rss_kib(argv: list[str], env: dict[str, str]) -> int:
     return int(re.findall(r"^(\d+)$", proc.stderr, re.M)[-1])
 
 
-def fig6_allready(s: Settings) -> list[dict]:
+def allready_allexes(s: Settings) -> list[str]:
     """Quick: the demo's and figure 3's allexes. Full: the whole corpus's."""
     if s.quick:
         allexes = [os.path.join(DEMO_BUILD, f"{n}.allexe") for n in DEMO_PROGRAMS]
-        allexes += [build_program(p)["allexe"] for p in PROGRAMS if p.name != "sqlite3"]
-    else:
-        allexes = [str(a) for package in corpus_run.PACKAGES
-                   for a in corpus_allexes(package)[1].values()]
+        return allexes + [build_program(p)["allexe"] for p in PROGRAMS if p.name != "sqlite3"]
+    return [str(a) for package in corpus_run.PACKAGES
+            for a in corpus_allexes(package)[1].values()]
+
+
+def fig6_allready(s: Settings) -> list[dict]:
+    allexes = allready_allexes(s)
     commands = []
     for jobs in ("1", "2"):
         cache = WORK / f"cache-allready-j{jobs}"
@@ -513,6 +517,13 @@ def fig6_allready(s: Settings) -> list[dict]:
     return [record]
 
 
+# --- figure 10: allready on a Dask cluster ---------------------------------------------------
+
+def fig10_cluster(s: Settings) -> list[dict]:
+    """Two local Dask workers against -j 2 and -j 1 over figure 6's allexes (bench_cluster)."""
+    return bench_cluster.figure(allready_allexes(s), max(2, s.runs // 2), WORK / "cluster")
+
+
 FIGURES = [
     ("1", "alley cache-hit start overhead (launcher)", fig1_launch),
     ("2", "JIT path vs lli-14", fig2_jit),
@@ -521,4 +532,5 @@ FIGURES = [
     ("5", "allmux sizes and start-up", fig5_allmux),
     ("6", "allready -j1 vs -j2", fig6_allready),
     ("7", "coreutils' tests under alley vs native", bench_corpus_tests.figure),
+    ("10", "allready on 2 Dask workers vs -j2 / -j1", fig10_cluster),
 ]

@@ -2,6 +2,7 @@
 
 import os
 import sys
+from collections.abc import Iterable
 from concurrent.futures import as_completed
 
 from allvm.cli import Tool
@@ -16,6 +17,9 @@ tool = Tool(
 tool.positional("allexes", metavar="ALLEXE", nargs="+")
 tool.option("j", dest="jobs", type=int, default=os.cpu_count() or 1, metavar="N",
             help="build N allexes at once (default: the number of cores)")
+tool.option("scheduler", metavar="ADDRESS",
+            help="compile on the Dask cluster of this scheduler (tcp://host:8786) instead of "
+                 "here (default: $ALLVM_SCHEDULER, if set)")
 
 
 def build_one(path: str) -> None:
@@ -52,29 +56,37 @@ def _size(path: str) -> int:
 
 
 def run(args) -> int:
-    from allvm.codegen import process_pool
-
     if args.jobs < 1:
         raise AllvmError("-j must be at least 1")
-    progress = Progress(len(args.allexes))
+    # Largest first: one big program started last would finish alone, long after the rest.
+    paths = sorted(args.allexes, key=_size, reverse=True)
+    scheduler = args.scheduler or os.environ.get("ALLVM_SCHEDULER")
+    if scheduler:
+        from allvm.cache import Cache
+        from allvm.cluster import Cluster
+
+        with Cluster(scheduler, warn=tool.warning) as cluster:
+            return report(cluster.build(paths, Cache()), len(paths))
+    from allvm.codegen import process_pool
+
+    with process_pool(len(paths), args.jobs) as pool:
+        futures = {pool.submit(build_one, path): path for path in paths}
+        return report(((futures[f], f.exception()) for f in as_completed(futures)), len(paths))
+
+
+def report(results: Iterable[tuple[str, BaseException | None]], total: int) -> int:
+    """Say how each allexe went, as it finishes; 1 if any failed."""
+    progress = Progress(total)
     failures = 0
-    with process_pool(len(args.allexes), args.jobs) as pool:
-        # Largest first: one big program started last would finish alone, long after the rest.
-        futures = {pool.submit(build_one, path): path
-                   for path in sorted(args.allexes, key=_size, reverse=True)}
-        for future in as_completed(futures):
-            path = futures[future]
-            progress.step(path)
-            try:
-                future.result()
-            except Exception as e:  # one allexe's failure (even a crashed worker) is its own
-                failures += 1
-                progress.clear()
-                tool.error(str(e) if isinstance(e, AllvmError)
-                           else f"{path}: internal error: {type(e).__name__}: {e}")
-            else:
-                progress.clear()
-                print(f"Successfully cached static binary for '{path}'.", flush=True)
+    for path, error in results:
+        progress.step(path)
+        progress.clear()
+        if error is None:
+            print(f"Successfully cached static binary for '{path}'.", flush=True)
+            continue
+        failures += 1  # one allexe's failure (even a crashed worker) is its own
+        tool.error(str(error) if isinstance(error, AllvmError)
+                   else f"{path}: internal error: {type(error).__name__}: {error}")
     return 1 if failures else 0
 
 
