@@ -537,9 +537,9 @@ def fig6_allready(s: Settings) -> list[dict]:
     return [record]
 
 
-# --- figure 7: allready on a Dask cluster ----------------------------------------------------
+# --- figure 10: allready on a Dask cluster ---------------------------------------------------
 
-def fig7_cluster(s: Settings) -> list[dict]:
+def fig10_cluster(s: Settings) -> list[dict]:
     """Two local Dask workers against -j 2 and -j 1 over figure 6's allexes (bench_cluster)."""
     return bench_cluster.figure(allready_allexes(s), max(2, s.runs // 2), WORK / "cluster")
 
@@ -551,5 +551,5 @@ FIGURES = [
     ("4", "alltogether+allready vs allready", fig4_alltogether),
     ("5", "allmux sizes and start-up", fig5_allmux),
     ("6", "allready -j1 vs -j2", fig6_allready),
-    ("7", "allready on 2 Dask workers vs -j2 / -j1", fig7_cluster),
+    ("10", "allready on 2 Dask workers vs -j2 / -j1", fig10_cluster),
 ]
