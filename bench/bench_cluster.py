@@ -36,6 +36,8 @@ from allvm.allexe import Allexe, write_allexe  # noqa: E402
 from allvm.cache import object_key  # noqa: E402
 
 BIN = Path(sys.executable).parent
+# Its number in bench/figures.py (a report's records are grouped by it).
+FIGURE = "10"
 SMALL_ALLEXES = 60
 IDLE_SECONDS = 5
 
@@ -203,14 +205,15 @@ def cost_note(costs: dict) -> str:
 def corpus_records(cluster: tuple, allexes: list[str], runs: int, work: Path) -> list[dict]:
     """The cluster against -j 2 (the goal) and -j 1 over real allexes, cold cache each run."""
     costs = task_costs(instrumented_run(*cluster, allexes, work / "cache-instrumented"), allexes)
-    print(f"fig 7: {len(allexes)} allexes, cold cache each run", flush=True)
+    print(f"fig {FIGURE}: {len(allexes)} allexes, cold cache each run", flush=True)
     on_cluster, j2, j1 = measure(commands(cluster[0], allexes, work), runs=runs, warmup=0)
-    print_table("fig 7: allready on 2 Dask workers vs the local pool", [on_cluster, j2, j1],
-                baseline="allready -j 2")
+    print_table(f"fig {FIGURE}: allready on 2 Dask workers vs the local pool",
+                [on_cluster, j2, j1], baseline="allready -j 2")
     print(f"costs: {costs}", flush=True)
-    records = [ratio_record("7 allready on Dask", on_cluster, j2, goal="≤ 1.15×", goal_max=1.15,
+    name = f"{FIGURE} allready on Dask"
+    records = [ratio_record(name, on_cluster, j2, goal="≤ 1.15×", goal_max=1.15,
                             note=cost_note(costs)),
-               ratio_record("7 allready on Dask", on_cluster, j1, note="the same runs")]
+               ratio_record(name, on_cluster, j1, note="the same runs")]
     records[0]["costs"] = costs
     return records
 
@@ -231,7 +234,7 @@ def small_module_records(cluster: tuple, runs: int, work: Path) -> list[dict]:
     timed = measure(commands(cluster[0], small[:1], work, " (1 allexe)")[:2]
                     + commands(cluster[0], small, work, f" ({len(small)} allexes)")[:2],
                     runs=runs, warmup=0)
-    print_table("fig 7: one-module allexes", timed, baseline=timed[1].command.label)
+    print_table(f"fig {FIGURE}: one-module allexes", timed, baseline=timed[1].command.label)
     (c1, l1, cn, ln) = (r.median for r in timed)
     marginal["cluster_ms_per_allexe"] = 1000 * (cn - c1) / (len(small) - 1)
     marginal["local_j2_ms_per_allexe"] = 1000 * (ln - l1) / (len(small) - 1)
@@ -242,7 +245,7 @@ def small_module_records(cluster: tuple, runs: int, work: Path) -> list[dict]:
             f"{marginal['local_j2_ms_per_allexe']:.1f} ms with -j 2; scheduler "
             f"{marginal['scheduler_cpu_ms_per_task']:.2f} ms CPU/task, client "
             f"{marginal['client_cpu_ms_per_allexe']:.1f} ms CPU/allexe")
-    record = ratio_record("7 small modules", timed[2], timed[3], note=note)
+    record = ratio_record(f"{FIGURE} small modules", timed[2], timed[3], note=note)
     record["costs"] = marginal
     return [record]
 

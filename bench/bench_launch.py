@@ -14,6 +14,7 @@ import os
 import shutil
 import sys
 import time
+import zipfile
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -33,10 +34,13 @@ BINFMT_PREFIX = f"allvmbench{os.getpid()}"
 
 
 def without_shebang(allexe: Path, out: Path) -> Path:
-    """The allexe as the original toolchain wrote them: the zip alone, executable."""
-    data = allexe.read_bytes()
-    out.write_bytes(data[data.index(b"\n") + 1:] if data.startswith(b"#!") else data)
+    """The allexe as the original toolchain wrote them: a zip alone (offsets from its start),
+    executable, its static binary cached too."""
+    with zipfile.ZipFile(allexe) as source, zipfile.ZipFile(out, "w") as bare:
+        for info in source.infolist():
+            bare.writestr(info, source.read(info), compress_type=info.compress_type)
     out.chmod(0o755)
+    static_binary(str(out), str(CACHE))
     return out
 
 
