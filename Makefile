@@ -7,12 +7,13 @@ VENV := .venv
 PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.allvm-installed
 MUSL_WARM := $(VENV)/.allvm-musl-warm
+PLATFORM_IR := $(VENV)/.allvm-platform-ir
 TEST_DEPS := $(VENV)/.allvm-test-deps
 CORPUS_DEPS := $(VENV)/.allvm-corpus-deps
 
 .PHONY: setup demo test lint clean fuzz corpus bench
 
-setup: $(INSTALLED) $(MUSL_WARM)
+setup: $(INSTALLED) $(MUSL_WARM) $(PLATFORM_IR)
 
 $(INSTALLED): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -26,6 +27,12 @@ $(INSTALLED): pyproject.toml
 $(MUSL_WARM): $(INSTALLED)
 	@echo "Warming zig's musl build (once, about a minute)..."
 	$(PY) -m allvm.toolchain
+	touch $@
+
+# The platform as IR (alltogether -platform-ir): musl as bitcode and the native runtime, built
+# once per zig into zig's cache (about three minutes on 2 cores; rebuilt when zig changes).
+$(PLATFORM_IR): $(MUSL_WARM)
+	$(PY) -m allvm.platform.libc_ir
 	touch $@
 
 # Debian's clang-14 makes the LLVM-4-era-style bitcode the old-input tests load.
