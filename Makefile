@@ -53,9 +53,11 @@ $(CORPUS_DEPS): $(INSTALLED)
 	touch $@
 
 # Build the corpus packages with allcc, extract allexes, run their tests natively and under
-# alley; writes corpus/results.md and .json. PACKAGES="bzip2 zlib" for a part of it.
+# alley; writes corpus/results.md and .json. PACKAGES="bzip2 zlib" for a part of it;
+# MODES="native platform-ir" tests the allexes built with alltogether -platform-ir instead
+# (into corpus/results-platform-ir.md).
 corpus: setup $(CORPUS_DEPS)
-	$(PY) -m corpus.run $(PACKAGES)
+	$(PY) -m corpus.run $(PACKAGES) $(if $(MODES),--modes "$(MODES)")
 
 # Every benchmark figure (alternating runs) into bench/results.{md,json,png} and README's
 # Benchmarks section; needs the demo allexes, clang-14 (figure 2) and tclsh (sqlite3's sources).

@@ -23,6 +23,7 @@ sys.path[:0] = [str(HERE), str(ROOT / "examples"), str(ROOT)]
 
 import bench_alley  # noqa: E402
 import bench_allmux  # noqa: E402
+import bench_platform_ir  # noqa: E402
 from bench_alltogether import run, static_binary, static_binary_path, tool  # noqa: E402
 from bench_alltogether import workload as example_workload  # noqa: E402
 from common import Command, measure, median_difference, ms, print_table, ratio_record  # noqa: E402
@@ -533,6 +534,26 @@ def fig6_allready(s: Settings) -> list[dict]:
     return [record]
 
 
+# --- figure 7: the platform in IR -------------------------------------------------------------
+
+def fig7_platform_ir(s: Settings) -> list[dict]:
+    work = WORK / "platform-ir"
+    work.mkdir(parents=True, exist_ok=True)
+    records = []
+    for name in bench_platform_ir.SMALL:
+        allexe, native = bench_platform_ir.small_program(name, work)
+        args, stdin = bench_platform_ir.small_workload(name, work, s.quick)
+        records += bench_platform_ir.compare(name, allexe, native, args, stdin, s.runs, work,
+                                             str(CACHE))
+    for p in PROGRAMS:
+        allexe = build_program(p)["allexe"]
+        sources, flags = p.prepare(Path(fetch_source(p.package, str(SOURCES))))
+        native = native_commands(p, sources, flags)["zig cc -O2 static"]
+        records += bench_platform_ir.compare(p.name, allexe, native, p.workload(s), None,
+                                             s.runs, work, str(CACHE))
+    return records + bench_platform_ir.summary(records)
+
+
 FIGURES = [
     ("1", "alley cache-hit launch overhead", fig1_launch),
     ("2", "JIT path vs lli-14", fig2_jit),
@@ -540,4 +561,5 @@ FIGURES = [
     ("4", "alltogether+allready vs allready", fig4_alltogether),
     ("5", "allmux sizes and start-up", fig5_allmux),
     ("6", "allready -j1 vs -j2", fig6_allready),
+    ("7", "the platform in IR: alltogether -platform-ir vs zig cc (-flto)", fig7_platform_ir),
 ]

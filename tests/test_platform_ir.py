@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from conftest import compile_c, run_tool, tool_path
 
-from allvm.toolchain import MUSL_TARGET, zig_command, zig_env
+from allvm.toolchain import GNU_TARGET, MUSL_TARGET, zig_command, zig_env
 
 DATA = Path(__file__).parent / "data" / "platform_ir"
 PROGRAMS = ("stdio_heap", "threads_signals", "fenv_math")
@@ -133,3 +133,15 @@ def test_deny_policy_sees_system_inside_the_program(tmp_path):
     assert proc.stdout == ""
     assert "denied group 'exec'" in run_tool("alley", "-deny=exec", whole).stderr
     assert run_tool("alley", "-deny=net", whole).returncode == 0
+
+
+def test_glibc_programs_are_refused(tmp_path, hello_c):
+    """The platform IR is musl's: a glibc allexe gets one line, and no output is written."""
+    bc = compile_c(hello_c, tmp_path / "hello.bc", target=GNU_TARGET)
+    allexe = tmp_path / "hello.allexe"
+    assert run_tool("bc2allvm", bc, "-o", allexe).returncode == 0
+    proc = run_tool("alltogether", "-platform-ir", "-q", allexe, "-o", tmp_path / "out.allexe")
+    assert proc.returncode == 1
+    assert proc.stderr.startswith("alltogether: -platform-ir: the platform IR is static musl's")
+    assert len(proc.stderr.splitlines()) == 1
+    assert not (tmp_path / "out.allexe").exists()

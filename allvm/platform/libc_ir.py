@@ -37,7 +37,7 @@ from allvm.errors import AllvmError
 from allvm.toolchain import MUSL_TARGET, zig_binary, zig_cache_dir, zig_env
 
 # Bump when the layout or the content of a build changes.
-BUILD_FORMAT = 1
+BUILD_FORMAT = 2
 # At most this many compilers at once: the machines this runs on are small and shared.
 JOBS = 2
 # The triple every member is given, the one program modules for musl carry.
@@ -79,6 +79,7 @@ class PlatformIR:
         self.natives: dict[str, tuple[set[str], set[str]]] = {
             name: (set(defines), set(needs)) for name, defines, needs in index["natives"]}
         self.start = os.path.join(root, index["start"])
+        self.build_seconds: float | None = index.get("build_seconds")
         self.archives = [os.path.join(root, a) for a in index["archives"]]
         # The first member that defines a symbol provides it, as in an archive's symbol table.
         self.member_of: dict[str, str] = {}
@@ -132,7 +133,8 @@ def build(root: str, progress: Progress) -> None:
         members.append(_zig_member(out, progress))
         natives, start, archives = _native_runtime(asm_files, link, work, out)
         index = {"format": BUILD_FORMAT, "members": members, "natives": natives,
-                 "start": start, "archives": archives}
+                 "start": start, "archives": archives,
+                 "build_seconds": round(time.monotonic() - started, 1)}
         with open(os.path.join(out, INDEX), "w") as f:
             json.dump(index, f)
         try:
@@ -236,6 +238,37 @@ _ATTRIBUTE_GROUP = re.compile(r"^attributes #\d+ = \{.*\}$", re.MULTILINE)
 _INLINE_BLOCKERS = re.compile(r' (strictfp|nobuiltin|"no-builtins")(?= )')
 _TRIPLE = re.compile(r'^target triple = ".*"$', re.MULTILINE)
 _ALIAS = re.compile(r'^(@"[^"]+"|@[^ ]+) = ((?:\w+ )*)alias ', re.MULTILINE)
+_LOCAL_ALIAS = re.compile(r'^@([-\w$.]+) = ((?:\w+ )*)alias [^\n]*, ptr @([-\w$.]+)\n',
+                          re.MULTILINE)
+_LOCAL_DEFINE = r"^define (?:internal|private) ((?:[^@\n]*)@{name}\()"
+
+
+def _aliases_as_functions(text: str) -> str:
+    """Give a local function the name of its alias, and drop the alias.
+
+    zig exports each libc function as an alias of a local one (`@qsort = weak_odr hidden
+    alias ..., ptr @c.stdlib.qsort`), as musl does for its weak dummies: LLVM neither inlines
+    nor specializes a call through an alias, and an alias keeps its function alive. Renamed,
+    the function is called directly, and internalizing it lets dead code go. Only a function
+    used by nothing but its one alias is renamed: where the alias is overridden by a strong
+    definition, so is every use of the renamed function, which must then mean the alias.
+    """
+    from collections import Counter
+
+    uses = Counter(re.findall(r"@([-\w$.]+)", text))
+    renamed: dict[str, str] = {}
+    for match in _LOCAL_ALIAS.finditer(text):
+        name, words, target = match[1], match[2], match[3]
+        define = re.compile(_LOCAL_DEFINE.format(name=re.escape(target)), re.MULTILINE)
+        if uses[target] != 2 or not define.search(text):  # the definition and this alias
+            continue
+        renamed[target] = name
+        linkage = " ".join(w for w in words.split() if not w.endswith("unnamed_addr"))
+        text = text.replace(match[0], "", 1)
+        text = define.sub(lambda m, words=linkage: f"define {words} {m[1]}", text, count=1)
+    if not renamed:
+        return text
+    return re.sub(r"@([-\w$.]+)", lambda m: "@" + renamed.get(m[1], m[1]), text)
 
 
 def _finish_member(path: str, *, keep_attributes: bool) -> list:
@@ -246,7 +279,7 @@ def _finish_member(path: str, *, keep_attributes: bool) -> list:
     context = llvm().create_context()  # one per member: a worker indexes hundreds
     with open(path, "rb") as f:
         text = str(parse_module(f.read(), path, context=context))
-    text = _TRIPLE.sub(f'target triple = "{MEMBER_TRIPLE}"', text)
+    text = _aliases_as_functions(_TRIPLE.sub(f'target triple = "{MEMBER_TRIPLE}"', text))
     if not keep_attributes and "llvm.experimental.constrained." not in text:
         text = _ATTRIBUTE_GROUP.sub(_without_inline_blockers, text)
     module = parse_module(text.encode(), path, context=context)

@@ -38,6 +38,11 @@ def link_with_libc(program, platform: PlatformIR, *, optimize: bool = True,
                    progress: Callable[[str], None] = lambda message: None):
     """The program (all its modules linked into one, nothing internalized) with its libc in IR,
     internalized and optimized; marked as needing the native runtime only."""
+    from allvm.toolchain import is_gnu
+
+    if program.triple and is_gnu(program.triple):
+        raise AllvmError(f"-platform-ir: the platform IR is static musl's, and this program "
+                         f"targets glibc ('{program.triple}')")
     kept: set[str] = set()  # libc functions the optimizer or code generation calls
     for _ in range(MAX_ROUNDS):
         module = program.clone()
@@ -50,7 +55,8 @@ def link_with_libc(program, platform: PlatformIR, *, optimize: bool = True,
             module.link_in(member)
         defined = set().union(*(platform.members[m][0] for m in members))
         _, intrinsic_calls = module_references(module)
-        internalize(module, keep={ENTRY_POINT, *kept, *(defined & (native_needs | intrinsic_calls))})
+        visible = defined & (native_needs | intrinsic_calls)  # called from outside the IR
+        internalize(module, keep={ENTRY_POINT, *kept, *visible})
         reached = _reached(module, defined)
         _mark(module, reached)
         if optimize:
