@@ -27,10 +27,8 @@ import json
 import os
 import re
 import shutil
-import struct
 import subprocess
 import sys
-import tempfile
 from collections.abc import Callable
 
 from allvm.errors import AllvmError
@@ -50,6 +48,9 @@ MARKER = "__allvm_platform_libc_ir"
 LIBC_IR = "libc-ir"
 INDEX = "index.json"
 ZIGC_MEMBER = "zigc.bc"
+# The native runtime a platform-IR program is linked with: START first, then its object, then
+# the ARCHIVES (musl's .s files; compiler_rt).
+START, ARCHIVES = "crt1.o", ("libnone.a", "libcompiler_rt.a")
 
 Progress = Callable[[str], None]
 
@@ -69,7 +70,7 @@ class PlatformIR:
     """A built platform: the libc members (bitcode) and the native runtime, with their symbols.
 
     `members` maps a member's name to (defined symbols, strongly needed symbols); `natives`
-    does the same for the native runtime's objects, `start` (crt1.o) is always linked.
+    does the same for the native runtime's objects; START (crt1.o) is always linked.
     """
 
     def __init__(self, root: str, index: dict):
@@ -78,9 +79,7 @@ class PlatformIR:
             name: (set(defines), set(needs)) for name, defines, needs in index["members"]}
         self.natives: dict[str, tuple[set[str], set[str]]] = {
             name: (set(defines), set(needs)) for name, defines, needs in index["natives"]}
-        self.start = os.path.join(root, index["start"])
         self.build_seconds: float | None = index.get("build_seconds")
-        self.archives = [os.path.join(root, a) for a in index["archives"]]
         # The first member that defines a symbol provides it, as in an archive's symbol table.
         self.member_of: dict[str, str] = {}
         for name, (defines, _) in self.members.items():
@@ -93,12 +92,6 @@ class PlatformIR:
 
     def member_path(self, name: str) -> str:
         return os.path.join(self.root, "members", name)
-
-    @property
-    def link_inputs(self) -> tuple[list[str], list[str]]:
-        """What a platform-IR program's object is linked between: crt1.o before, the native
-        runtime's archives after."""
-        return [self.start], self.archives
 
 
 def load(progress: Progress = lambda message: None) -> PlatformIR:
@@ -116,6 +109,7 @@ def load(progress: Progress = lambda message: None) -> PlatformIR:
 
 def build(root: str, progress: Progress) -> None:
     """Build the platform IR into `root` (appears atomically: built beside it, then renamed)."""
+    import tempfile
     import time
 
     started = time.monotonic()
@@ -131,9 +125,8 @@ def build(root: str, progress: Progress) -> None:
         asm_files = [c for c in compiles if _source(c).endswith((".s", ".S"))]
         members = _compile_members(c_files, out, progress)
         members.append(_zig_member(out, progress))
-        natives, start, archives = _native_runtime(asm_files, link, work, out)
-        index = {"format": BUILD_FORMAT, "members": members, "natives": natives,
-                 "start": start, "archives": archives,
+        index = {"format": BUILD_FORMAT, "members": members,
+                 "natives": _native_runtime(asm_files, link, work, out),
                  "build_seconds": round(time.monotonic() - started, 1)}
         with open(os.path.join(out, INDEX), "w") as f:
             json.dump(index, f)
@@ -342,7 +335,7 @@ def intrinsic_libcalls(name: str) -> list[str]:
 
 
 def _native_runtime(asm_commands: list[list[str]], link: list[str], work: str,
-                    out: str) -> tuple[list, str, list[str]]:
+                    out: str) -> list:
     """libnone.a from musl's `.s` files, crt1.o and libcompiler_rt.a copied from zig's build;
     the index of every native object."""
     objects = []
@@ -353,19 +346,18 @@ def _native_runtime(asm_commands: list[list[str]], link: list[str], work: str,
         if proc.returncode != 0:
             raise AllvmError(f"assembling {_source(command)} failed: {proc.stderr.strip()}")
         objects.append(obj)
-    libnone = os.path.join(out, "libnone.a")
+    libnone = os.path.join(out, ARCHIVES[0])
     proc = subprocess.run([zig_binary(), "ar", "rcs", libnone, *objects], env=zig_env(),
                           capture_output=True, text=True)
     if proc.returncode != 0:
         raise AllvmError(f"archiving the native runtime failed: {proc.stderr.strip()}")
     crt1 = next(t for t in link if t.endswith("/crt1.o"))
     compiler_rt = next(t for t in link if t.endswith("/libcompiler_rt.a"))
-    shutil.copy(crt1, os.path.join(out, "crt1.o"))
-    shutil.copy(compiler_rt, os.path.join(out, "libcompiler_rt.a"))
-    natives = [["crt1.o", *_object_symbols(_read(crt1))]]
+    shutil.copy(crt1, os.path.join(out, START))
+    shutil.copy(compiler_rt, os.path.join(out, ARCHIVES[1]))
+    natives = [[START, *_object_symbols(_read(crt1))]]
     natives += [[os.path.basename(o), *_object_symbols(_read(o))] for o in objects]
-    natives += _archive_symbols(compiler_rt, "libcompiler_rt.a")
-    return natives, "crt1.o", ["libnone.a", "libcompiler_rt.a"]
+    return natives + _archive_symbols(compiler_rt, ARCHIVES[1])
 
 
 def _read(path: str) -> bytes:
@@ -380,22 +372,24 @@ def _archive_symbols(path: str, label: str) -> list:
             for name, data in archive_members(_read(path), path)]
 
 
-_SYMBOL = struct.Struct("<IBBHQQ")
 _SHT_SYMTAB, _STB_GLOBAL, _STB_WEAK = 2, 1, 2
 
 
 def _object_symbols(data: bytes) -> tuple[list[str], list[str]]:
     """(defined global/weak symbols, strongly undefined symbols) of an ELF object."""
+    import struct
+
     from allvm.packaging.elf import Elf
 
+    entry = struct.Struct("<IBBHQQ")
     elf = Elf(data, "object")
     defines, needs = set(), set()
     for s in elf.sections:
         if s.type != _SHT_SYMTAB:
             continue
         strings = elf.raw_sections[s.link]
-        for pos in range(s.offset + _SYMBOL.size, s.offset + s.size, _SYMBOL.size):
-            name_offset, info, _, shndx, _, _ = _SYMBOL.unpack_from(data, pos)
+        for pos in range(s.offset + entry.size, s.offset + s.size, entry.size):
+            name_offset, info, _, shndx, _, _ = entry.unpack_from(data, pos)
             bind = info >> 4
             if bind not in (_STB_GLOBAL, _STB_WEAK):
                 continue
@@ -446,8 +440,12 @@ def link_program(objects: list[str], target: str, output: str) -> None:
     if platform != LIBC_IR:
         link_executable(objects, triple, output)
         return
-    before, after = load(_to_stderr).link_inputs
-    link_executable([*before, *objects, *after], triple, output, libc=False)
+    root = platform_dir()
+    if not os.path.exists(os.path.join(root, INDEX)):
+        load(_to_stderr)  # built on first use (make setup builds it)
+    archives = [os.path.join(root, a) for a in ARCHIVES]
+    link_executable([os.path.join(root, START), *objects, *archives], triple, output,
+                    libc=False)
 
 
 def _to_stderr(message: str) -> None:

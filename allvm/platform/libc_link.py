@@ -16,7 +16,7 @@ from collections.abc import Callable
 from allvm.errors import AllvmError
 from allvm.ir import ir_symbol, parse_module
 from allvm.link import ENTRY_POINT, WHOLE_PROGRAM_PIPELINE, internalize
-from allvm.platform.libc_ir import MARKER, PlatformIR, module_references
+from allvm.platform.libc_ir import MARKER, START, PlatformIR, module_references
 
 # Calls the optimizer derives from the program's own (LLVM's library-call simplification):
 # selected with their source, so that one optimization round is usually enough.
@@ -83,29 +83,25 @@ def select_members(platform: PlatformIR, module, kept: set[str]) -> tuple[list[s
     for source, derived in DERIVED_CALLS.items():
         if source in needs:
             roots.update(derived)
-    crt = platform.natives["crt1.o"]
-    defined |= crt[0]
-    native_needs = set(crt[1])
-    chosen, natives = set(), {"crt1.o"}
-    pending = [*roots, *crt[1]]
+    # Two archives, searched in link order: the libc members, then the native runtime.
+    archives = [(platform.member_of, platform.members, set()),
+                (platform.native_of, platform.natives, {START})]
+    defined |= platform.natives[START][0]
+    pending = [*roots, *platform.natives[START][1]]
     while pending:
         symbol = pending.pop()
         if symbol in defined:
             continue
-        member = platform.member_of.get(symbol)
-        if member is not None and member not in chosen:
-            chosen.add(member)
-            provides, wants = platform.members[member]
-            defined |= provides
-            pending += wants
-            continue
-        native = platform.native_of.get(symbol)
-        if native is not None and native not in natives:
-            natives.add(native)
-            provides, wants = platform.natives[native]
-            defined |= provides
-            native_needs |= wants
-            pending += wants
+        for provider, contents, chosen in archives:
+            name = provider.get(symbol)
+            if name is not None:
+                chosen.add(name)
+                provides, wants = contents[name]
+                defined |= provides
+                pending += wants
+                break
+    chosen, natives = archives[0][2], archives[1][2]
+    native_needs = set().union(*(platform.natives[n][1] for n in natives))
     return [m for m in platform.members if m in chosen], native_needs
 
 
