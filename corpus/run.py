@@ -133,24 +133,24 @@ def prepare_modes(programs: list[str], tree: Path, work: Path, allexes: dict[str
         bindir = work / "bin" / name
         bindir.mkdir(parents=True, exist_ok=True)
         env = tool_env()
-        if name == "platform-ir":
-            allexes = with_platform_ir(allexes, work, result)
+        mode_allexes = (with_platform_ir(allexes, work, result) if name == "platform-ir"
+                        else allexes)
         for program in programs:
             base = os.path.basename(program)
-            target = tree / program if name == "native" else allexes.get(base)
+            target = tree / program if name == "native" else mode_allexes.get(base)
             if target is not None:
                 install(bindir, base, target, None if name == "native" else launcher)
         if name != "native":
             env["ALLVM_CACHE_DIR"] = str(work / f"cache-{name}")
         if name == "jit":  # compile every module once, as allready does for the static path
-            for allexe in allexes.values():
+            for allexe in mode_allexes.values():
                 proc = subprocess.run([str(BIN / "alley"), "-noexec", str(allexe)], env=env,
                                       capture_output=True, text=True)
                 if proc.returncode != 0:
                     result["failures"].append(f"alley -noexec {allexe.name}: "
                                               f"{proc.stderr.strip()[-300:]}")
         if name in ("static", "platform-ir"):
-            proc = subprocess.run([str(BIN / "allready"), *map(str, allexes.values())],
+            proc = subprocess.run([str(BIN / "allready"), *map(str, mode_allexes.values())],
                                   env=env, capture_output=True, text=True)
             if proc.returncode != 0:
                 result["failures"].append(f"allready: {proc.stderr.strip()[-300:]}")
