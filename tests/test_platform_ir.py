@@ -116,7 +116,8 @@ def test_libc_inlines_into_the_program(built):
 
 def test_deny_policy_sees_system_inside_the_program(tmp_path):
     """A program that calls system() defines it itself after -platform-ir: the policy still
-    refuses it (it checks what the program reaches, not only what it imports)."""
+    refuses it (it checks what the program reaches, not only what it imports). Such an allexe
+    is whole: alltogether refuses to merge it again."""
     bc = compile_c('#include <stdlib.h>\nint main(void) { return system("true"); }\n',
                    tmp_path / "sys.bc")
     allexe = tmp_path / "sys.allexe"
@@ -133,6 +134,11 @@ def test_deny_policy_sees_system_inside_the_program(tmp_path):
     assert proc.stdout == ""
     assert "denied group 'exec'" in run_tool("alley", "-deny=exec", whole).stderr
     assert run_tool("alley", "-deny=net", whole).returncode == 0
+    for again in ([], ["-platform-ir"]):  # it is whole: merging it again is refused
+        proc = run_tool("alltogether", *again, whole, "-o", tmp_path / "again.allexe")
+        assert proc.returncode == 1
+        assert "already carries its libc in IR" in proc.stderr
+        assert not (tmp_path / "again.allexe").exists()
 
 
 def test_glibc_programs_are_refused(tmp_path, hello_c):

@@ -50,6 +50,7 @@ def run(args) -> int:
     info("Extracting and merging modules...")
     merged = merge_allexe(allexe, hidden_internal=not args.no_internalize_hidden,
                           progress=info)
+    _refuse_platform_ir(merged, args.input)
     if args.platform_ir:
         merged = _with_libc(merged, optimize=not args.disable_opt, info=info)
     else:
@@ -60,6 +61,17 @@ def run(args) -> int:
     write_allexe(output, [(MAIN_MODULE, merged.as_bitcode())], force=args.force)
     info(f"Successfully wrote to '{output}'")
     return 0
+
+
+def _refuse_platform_ir(merged, path: str) -> None:
+    """A program that already carries its libc in IR is whole: merging it again would
+    internalize what the native runtime calls (or link libc in twice)."""
+    from allvm.errors import AllvmError
+    from allvm.platform.libc_ir import is_platform_ir
+
+    if is_platform_ir(merged):
+        raise AllvmError(f"'{path}' already carries its libc in IR (alltogether -platform-ir "
+                         "made it): nothing left to merge")
 
 
 def _with_libc(merged, *, optimize: bool, info):
