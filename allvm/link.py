@@ -7,7 +7,8 @@ from allvm.errors import AllvmError
 
 # Linkage kinds that make a definition visible to other modules.
 # (available_externally is not among them: such a copy is dropped, never made local.)
-_EXPORTED_LINKAGES = {"external", "weak", "weak_odr", "linkonce", "linkonce_odr", "common"}
+_EXPORTED_LINKAGES = {"external", "weak_any", "weak_odr", "linkonce_any", "linkonce_odr",
+                      "common"}
 
 # The whole-program pipeline alltogether runs after internalizing. O3 over O2, measured on the
 # examples (bench/bench_alltogether.py): O2 and O3 give the same code for wc and stats; on nbody

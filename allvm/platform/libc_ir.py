@@ -35,7 +35,7 @@ from allvm.errors import AllvmError
 from allvm.toolchain import MUSL_TARGET, zig_binary, zig_cache_dir, zig_env
 
 # Bump when the layout or the content of a build changes.
-BUILD_FORMAT = 2
+BUILD_FORMAT = 3
 # At most this many compilers at once: the machines this runs on are small and shared.
 JOBS = 2
 # The triple every member is given, the one program modules for musl carry.
@@ -308,7 +308,7 @@ def module_references(module) -> tuple[set[str], set[str]]:
             if value.is_declaration:
                 needs.update(intrinsic_libcalls(name))
         elif value.is_declaration:
-            if value.linkage.name != "extern_weak":
+            if value.linkage.name != "external_weak":
                 needs.add(name)
         elif value.linkage.name not in ("internal", "private"):
             defines.add(name)
