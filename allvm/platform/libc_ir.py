@@ -114,6 +114,7 @@ def build(root: str, progress: Progress) -> None:
 
     started = time.monotonic()
     os.makedirs(os.path.dirname(root), exist_ok=True)
+    _sweep_abandoned(root)
     work = tempfile.mkdtemp(prefix=f"{os.path.basename(root)}.{os.getpid()}-",
                             dir=os.path.dirname(root))
     try:
@@ -138,6 +139,17 @@ def build(root: str, progress: Progress) -> None:
         progress(f"Platform IR built in {time.monotonic() - started:.0f} s: {root}")
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def _sweep_abandoned(root: str) -> None:
+    """Remove what builds killed midway left beside `root` (named `<root>.<pid>-...`)."""
+    from allvm.cache import _alive
+
+    parent, prefix = os.path.dirname(root), os.path.basename(root) + "."
+    for name in os.listdir(parent):
+        pid = name[len(prefix):].split("-", 1)[0]
+        if name.startswith(prefix) and pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(os.path.join(parent, name), ignore_errors=True)
 
 
 def _zig_libc_commands(work: str, progress: Progress) -> tuple[list[list[str]], list[str]]:
