@@ -151,3 +151,29 @@ def test_glibc_programs_are_refused(tmp_path, hello_c):
     assert proc.stderr.startswith("alltogether: -platform-ir: the platform IR is static musl's")
     assert len(proc.stderr.splitlines()) == 1
     assert not (tmp_path / "out.allexe").exists()
+
+
+def test_calls_the_optimizer_creates_are_linked_in(tmp_path, monkeypatch):
+    """printf("hello\\n") becomes puts only once the program is one module (the format string
+    comes from another module): without the usual preselection, the link is redone with puts
+    kept, and the program runs."""
+    from allvm.allexe import MAIN_MODULE, Allexe, write_allexe
+    from allvm.link import merge_allexe
+    from allvm.platform import libc_ir, libc_link
+
+    monkeypatch.setattr(libc_link, "DERIVED_CALLS", {})
+    main_bc = compile_c('void greet(const char *format);\n'
+                        'int main(void) { greet("hello, allvm\\n"); return 0; }\n',
+                        tmp_path / "main.bc")
+    lib_bc = compile_c('#include <stdio.h>\nvoid greet(const char *format) { printf(format); }\n',
+                       tmp_path / "lib.bc")
+    allexe = tmp_path / "greet.allexe"
+    assert run_tool("bc2allvm", main_bc, lib_bc, "-o", allexe).returncode == 0
+    said = []
+    module = libc_link.link_with_libc(merge_allexe(Allexe.open(str(allexe))), libc_ir.load(),
+                                      progress=said.append)
+    assert any("puts" in line and "linking again" in line for line in said), said
+    whole = tmp_path / "greet.whole.allexe"
+    write_allexe(str(whole), [(MAIN_MODULE, module.as_bitcode())], force=False)
+    proc = run_tool("alley", whole)
+    assert (proc.stdout, proc.returncode) == ("hello, allvm\n", 0), proc.stderr

@@ -184,7 +184,7 @@ def _source(command: list[str]) -> str:
 
 
 def _member_name(source: str) -> str:
-    """`.../musl/src/stdio/getc.c` → `src/stdio/getc.c.bc` (unique, readable)."""
+    """`.../musl/src/stdio/getc.c` → `src%stdio%getc.c.bc` (unique, readable, flat)."""
     return source.split("/musl/", 1)[1].replace("/", "%") + ".bc"
 
 
