@@ -3,6 +3,7 @@ with the native runtime only. Each test program prints exactly what its native s
 build (`zig cc -O2 -static`) prints. The platform IR is the set-up's build (make setup)."""
 
 import json
+import os
 import re
 import subprocess
 from pathlib import Path
@@ -177,3 +178,16 @@ def test_calls_the_optimizer_creates_are_linked_in(tmp_path, monkeypatch):
     write_allexe(str(whole), [(MAIN_MODULE, module.as_bitcode())], force=False)
     proc = run_tool("alley", whole)
     assert (proc.stdout, proc.returncode) == ("hello, allvm\n", 0), proc.stderr
+
+
+def test_each_zig_gets_its_own_platform_ir(tmp_path, monkeypatch):
+    """The platform IR lives in zig's cache, keyed by the zig binary: another zig (another
+    musl, other flags) builds its own instead of reusing a stale one."""
+    from allvm.platform import libc_ir
+
+    here = libc_ir.platform_dir()
+    assert here.startswith(libc_ir.zig_cache_dir() + os.sep)
+    other_zig = tmp_path / "zig"
+    other_zig.write_bytes(b"another zig")
+    monkeypatch.setattr(libc_ir, "zig_binary", lambda: str(other_zig))
+    assert libc_ir.platform_dir() != here
