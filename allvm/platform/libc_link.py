@@ -54,8 +54,10 @@ def link_with_libc(program, platform: PlatformIR, *, optimize: bool = True,
             member.triple = module.triple or member.triple
             module.link_in(member)
         defined = set().union(*(platform.members[m][0] for m in members))
-        _, intrinsic_calls = module_references(module)
-        visible = defined & (native_needs | intrinsic_calls)  # called from outside the IR
+        # Linked, the module needs from libc only what its intrinsics become (acosl); that and
+        # what the native runtime calls (__libc_start_main) are called from outside the IR.
+        _, needs = module_references(module)
+        visible = defined & (native_needs | needs)
         internalize(module, keep={ENTRY_POINT, *kept, *visible})
         reached = _reached(module, defined)
         _mark(module, reached)
