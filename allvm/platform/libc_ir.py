@@ -277,8 +277,8 @@ def _aliases_as_functions(text: str) -> str:
 
 
 def _finish_member(path: str, *, keep_attributes: bool) -> list:
-    """Rewrite a member (the musl triple; the attribute policy) and index it:
-    [name, symbols it defines, symbols it strongly needs]."""
+    """Rewrite a member (the musl triple; zig's aliases as functions; the attribute policy)
+    and index it: [name, symbols it defines, symbols it strongly needs]."""
     from allvm.ir import llvm, parse_module, symbol_name
 
     context = llvm().create_context()  # one per member: a worker indexes hundreds
