@@ -5,8 +5,15 @@ import subprocess
 
 from conftest import probe_allexe
 
-from corpus.run import (build_launcher, exercised, explained, install, programs_failing,
-                        results_name, write_results)
+from corpus.run import (
+    build_launcher,
+    exercised,
+    explained,
+    install,
+    programs_failing,
+    results_name,
+    write_results,
+)
 
 PROGRAMS = ["sort", "sha1sum", "sha1sum-vec", "test", "seq"]
 
