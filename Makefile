@@ -1,6 +1,6 @@
 # allvm-py: `make demo` (the main job, end to end) and `make test` (the test suite).
 # Both set up what they need first: .venv/ with pinned dependencies, zig's libc builds warmed,
-# alley's native launcher built.
+# alley's native launcher built, the platform built as IR.
 # Each step leaves a stamp, so a second run is quick.
 
 PYTHON ?= python3
@@ -9,12 +9,13 @@ PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.allvm-installed
 PLATFORM_WARM := $(VENV)/.allvm-platform-warm
 LAUNCHER := $(VENV)/.allvm-launcher
+PLATFORM_IR := $(VENV)/.allvm-platform-ir
 TEST_DEPS := $(VENV)/.allvm-test-deps
 CORPUS_DEPS := $(VENV)/.allvm-corpus-deps
 
 .PHONY: setup demo test lint clean fuzz corpus bench
 
-setup: $(INSTALLED) $(PLATFORM_WARM) $(LAUNCHER)
+setup: $(INSTALLED) $(PLATFORM_WARM) $(LAUNCHER) $(PLATFORM_IR)
 
 $(INSTALLED): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -34,7 +35,7 @@ $(PLATFORM_WARM): $(INSTALLED) allvm/toolchain.py
 # alley's native launcher (allvm/launcher.c), in place of the alley script pip installs;
 # rebuilt when it or the formats it shares with the Python side change.
 $(LAUNCHER): $(INSTALLED) allvm/launcher.c allvm/launcher.py allvm/cache.py allvm/allexe.py \
-		allvm/__init__.py
+		allvm/bitcode.py allvm/__init__.py
 	$(PY) -m allvm.launcher
 	touch $@
 
@@ -43,6 +44,12 @@ $(LAUNCHER): $(INSTALLED) allvm/launcher.c allvm/launcher.py allvm/cache.py allv
 $(TEST_DEPS):
 	command -v clang-14 >/dev/null && command -v llvm-as-14 >/dev/null || \
 		{ apt-get update -q && apt-get install -y -q clang-14 llvm-14; }
+	touch $@
+
+# The platform as IR (alltogether -platform-ir): musl as bitcode and the native runtime, built
+# once per zig into zig's cache (about three minutes on 2 cores; rebuilt when zig changes).
+$(PLATFORM_IR): $(PLATFORM_WARM)
+	$(PY) -m allvm.platform.libc_ir
 	touch $@
 
 demo: setup
@@ -58,9 +65,11 @@ $(CORPUS_DEPS): $(INSTALLED)
 	touch $@
 
 # Build the corpus packages with allcc, extract allexes, run their tests natively and under
-# alley; writes corpus/results.md and .json. PACKAGES="bzip2 zlib" for a part of it.
+# alley; writes corpus/results.md and .json. PACKAGES="bzip2 zlib" for a part of it;
+# MODES="native platform-ir" tests the allexes built with alltogether -platform-ir instead
+# (into corpus/results-platform-ir.md).
 corpus: setup $(CORPUS_DEPS)
-	$(PY) -m corpus.run $(PACKAGES)
+	$(PY) -m corpus.run $(PACKAGES) $(if $(MODES),--modes "$(MODES)")
 
 # Every benchmark figure (alternating runs) into bench/results.{md,json,png} and README's
 # Benchmarks section; needs the demo allexes, clang-14 (figure 2) and tclsh (sqlite3's sources).

@@ -43,7 +43,10 @@ def structors_to_init_array(module, context):
 
 
 def compile_module(bitcode: bytes, name: str) -> tuple[bytes, str]:
-    """One module's native object, and the target triple it was compiled for."""
+    """One module's native object, and what to link it for: the target triple it was compiled
+    for, with the platform's word for a program that carries its libc in IR."""
+    from allvm.platform.libc_ir import link_target
+
     # Its own LLVM context: the module, and all it interned, go when the call returns.
     context = llvm().create_context()
     module = structors_to_init_array(parse_module(bitcode, name, context=context), context)
@@ -53,7 +56,7 @@ def compile_module(bitcode: bytes, name: str) -> tuple[bytes, str]:
     module.triple = triple
     # musl programs link statically (no PIE); glibc ones as position-independent executables.
     machine = target_machine(triple, name, reloc="pic" if is_gnu(triple) else "static")
-    return machine.emit_object(module), triple
+    return machine.emit_object(module), link_target(module, triple)
 
 
 def check_bitcode_target(bitcode: bytes, name: str) -> None:

@@ -131,11 +131,11 @@ class Build:
 
     def link(self) -> str:
         """Link every module into one executable in the work directory; returns its path."""
-        from allvm.toolchain import link_executable
+        from allvm.platform.libc_ir import link_program
 
-        objects, triple = self.objects()
+        objects, target = self.objects()
         output = os.path.join(self.workdir, "program")
-        link_executable(objects, triple, output)
+        link_program(objects, target, output)
         return output
 
 

@@ -27,10 +27,18 @@ def module_symbols(module) -> tuple[set[str], set[str]]:
     return defined, declared
 
 
-def program_imports(allexe: Allexe, only: set[str] | None = None) -> dict[str, list[str]]:
+def program_imports(allexe: Allexe, only: set[str] | None = None, *,
+                    reached: bool = False) -> dict[str, list[str]]:
     """{external symbol: names of the modules that reference it}, sorted by symbol; over the
-    modules named in `only` when given (one program of a muxed allexe)."""
-    defined, referenced_by = set(), {}
+    modules named in `only` when given (one program of a muxed allexe).
+
+    A program that carries its libc in IR (alltogether -platform-ir) imports only from the
+    native runtime; with `reached`, the libc functions it can reach inside itself are listed
+    too, as referenced by `main.bc (libc in IR)`: what a deny policy must see.
+    """
+    from allvm.platform.libc_ir import reached_functions
+
+    defined, referenced_by, inside = set(), {}, {}
     for entry in allexe.modules:
         if only is not None and entry.name not in only:
             continue
@@ -38,9 +46,12 @@ def program_imports(allexe: Allexe, only: set[str] | None = None) -> dict[str, l
                               context=llvm().create_context())
         if entry.name == MAIN_MODULE:
             check_main(module, entry.name)
+            if reached:
+                inside = {name: [f"{entry.name} (libc in IR)"]
+                          for name in reached_functions(module)}
         own, declared = module_symbols(module)
         defined |= own
         for name in declared:
             referenced_by.setdefault(name, []).append(entry.name)
-    return {name: modules for name, modules in sorted(referenced_by.items())
-            if name not in defined}
+    imports = {name: modules for name, modules in referenced_by.items() if name not in defined}
+    return dict(sorted((inside | imports).items()))

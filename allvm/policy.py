@@ -6,6 +6,8 @@ file named by `$ALLVM_POLICY`; all that are given apply. A policy file holds nam
 separated by white space or commas; `#` starts a comment.
 
 The check reads the program's IR (allvm.imports) before any of its code runs, on every path.
+A program that carries its libc in IR (alltogether -platform-ir) defines `system` itself: for
+it the check covers the libc functions it can reach, as recorded when it was built.
 `syscall` is in the exec and net groups because it reaches both without naming either.
 
 A muxed allexe (allmux) is checked for the one program that argv[0] (or, busybox-style, the
@@ -57,7 +59,7 @@ class Policy:
         if programs is not None:
             selected = selected_program(programs, argv[0], argv[1:])
             only = {MAIN_MODULE, *programs.get(selected, [])}
-        for name, modules in program_imports(allexe, only).items():
+        for name, modules in program_imports(allexe, only, reached=True).items():
             if name in self.denied:
                 word = self.denied[name]
                 why = f" (denied group '{word}')" if word != name else ""

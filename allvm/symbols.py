@@ -9,7 +9,9 @@ from itertools import chain
 
 # Linkage kinds that make a definition visible to other modules.
 # (available_externally is not among them: such a copy is dropped, never made local.)
-EXPORTED_LINKAGES = {"external", "weak", "weak_odr", "linkonce", "linkonce_odr", "common"}
+# (llvmlite spells LLVM's weak and linkonce linkages `weak_any` and `linkonce_any`.)
+EXPORTED_LINKAGES = {"external", "weak_any", "weak_odr", "linkonce_any", "linkonce_odr",
+                     "common"}
 
 ENTRY_POINT = "main"
 

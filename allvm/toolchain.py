@@ -61,12 +61,15 @@ def _host_glibc() -> str:
     return (os.confstr("CS_GNU_LIBC_VERSION") or "glibc 2.36").split()[-1]
 
 
-def link_flags(triple: str) -> list[str]:
+def link_flags(triple: str, *, libc: bool = True) -> list[str]:
     """`zig cc`'s flags for an executable of TRIPLE: static musl, or dynamic against the host
-    glibc."""
+    glibc. Without `libc` (the program carries its own), static and with no library at all:
+    the caller gives the native runtime."""
     from allvm.cache import CODEGEN_OPT_LEVEL
 
-    if is_gnu(triple):
+    if not libc:
+        flags = ["-target", MUSL_TARGET, "-static", "-nostdlib"]
+    elif is_gnu(triple):
         flags = ["-target", f"{GNU_TARGET}.{_host_glibc()}", "-lm"]
     else:
         flags = ["-target", MUSL_TARGET, "-static"]
@@ -75,10 +78,10 @@ def link_flags(triple: str) -> list[str]:
     return [*flags, f"-O{CODEGEN_OPT_LEVEL}", "-s"]
 
 
-def link_executable(objects: list[str], triple: str, output: str) -> None:
+def link_executable(objects: list[str], triple: str, output: str, *, libc: bool = True) -> None:
     """Link objects into an executable for TRIPLE (see link_flags)."""
     try:
-        zig_link(link_flags(triple), objects, output)
+        zig_link(link_flags(triple, libc=libc), objects, output)
     except AllvmError as e:
         import re
 

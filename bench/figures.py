@@ -26,6 +26,7 @@ import bench_allmux  # noqa: E402
 import bench_cluster  # noqa: E402
 import bench_corpus_tests  # noqa: E402
 import bench_launch  # noqa: E402
+import bench_platform_ir  # noqa: E402
 from bench_alltogether import run, static_binary, static_binary_path, tool  # noqa: E402
 from bench_alltogether import workload as example_workload  # noqa: E402
 from common import Command, measure, print_table, ratio_record  # noqa: E402
@@ -517,6 +518,26 @@ def fig6_allready(s: Settings) -> list[dict]:
     return [record]
 
 
+# --- figure 9: the platform in IR -------------------------------------------------------------
+
+def fig9_platform_ir(s: Settings) -> list[dict]:
+    work = WORK / "platform-ir"
+    work.mkdir(parents=True, exist_ok=True)
+    records = []
+    for name in bench_platform_ir.SMALL:
+        allexe, native = bench_platform_ir.small_program(name, work)
+        args, stdin = bench_platform_ir.small_workload(name, work, s.quick)
+        records += bench_platform_ir.compare(name, allexe, native, args, stdin, s.runs, work,
+                                             str(CACHE))
+    for p in PROGRAMS:
+        allexe = build_program(p)["allexe"]
+        sources, flags = p.prepare(Path(fetch_source(p.package, str(SOURCES))))
+        native = native_commands(p, sources, flags)["zig cc -O2 static"]
+        records += bench_platform_ir.compare(p.name, allexe, native, p.workload(s), None,
+                                             s.runs, work, str(CACHE))
+    return records + bench_platform_ir.summary(records)
+
+
 # --- figure 10: allready on a Dask cluster ---------------------------------------------------
 
 def fig10_cluster(s: Settings) -> list[dict]:
@@ -532,5 +553,6 @@ FIGURES = [
     ("5", "allmux sizes and start-up", fig5_allmux),
     ("6", "allready -j1 vs -j2", fig6_allready),
     ("7", "coreutils' tests under alley vs native", bench_corpus_tests.figure),
+    ("9", "the platform in IR: alltogether -platform-ir vs zig cc (-flto)", fig9_platform_ir),
     ("10", "allready on 2 Dask workers vs -j2 / -j1", fig10_cluster),
 ]

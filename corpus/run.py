@@ -1,7 +1,11 @@
 """`make corpus`: build Debian packages with allcc, extract an allexe per program, and run each
 package's own tests against the native build, alley's JIT path and alley's static path.
 
-    python -m corpus.run [PACKAGE...] [--work DIR] [--results DIR]
+    python -m corpus.run [PACKAGE...] [--work DIR] [--results DIR] [--modes native,...]
+
+The modes: the native build, alley's JIT path, alley's static path (the default three), and
+`platform-ir`: each allexe through `alltogether -platform-ir` (its libc as IR, optimized with
+it), then allready; run with `--modes native,platform-ir` (make corpus MODES=...).
 
 Results are merged into RESULTS/results.json (one entry per package, so packages can be run
 one at a time) and RESULTS/results.md is written from it. Progress goes to stdout.
@@ -24,7 +28,8 @@ from corpus.packages import CORPUS_DIR, PACKAGES, BuildError, Mode
 
 BIN = Path(sys.executable).parent
 MODES = ("native", "jit", "static")
-MODE_TITLES = {"native": "native", "jit": "alley (JIT path)", "static": "alley (static path)"}
+MODE_TITLES = {"native": "native", "jit": "alley (JIT path)", "static": "alley (static path)",
+               "platform-ir": "alltogether -platform-ir + allready"}
 BUILT_STAMP = ".allvm-corpus-built"
 WORK = CORPUS_DIR.parent / "build" / "corpus"  # sources, builds, allexes, caches
 
@@ -99,33 +104,53 @@ def install(bindir: Path, name: str, target: Path, launcher: Path | None) -> Non
         (bindir / f"{name}.allexe").symlink_to(target)
 
 
+def with_platform_ir(allexes: dict[str, Path], work: Path, result: dict) -> dict[str, Path]:
+    """Each allexe with its libc linked in as IR (alltogether -platform-ir); failures are
+    recorded and leave the program out of the mode."""
+    out = work / "allexes-platform-ir"
+    out.mkdir(exist_ok=True)
+    made = {}
+    for name, allexe in allexes.items():
+        whole = out / allexe.name
+        proc = subprocess.run([str(BIN / "alltogether"), "-platform-ir", "-q", "-f",
+                               str(allexe), "-o", str(whole)], capture_output=True, text=True)
+        if proc.returncode != 0:
+            result["failures"].append(f"alltogether -platform-ir {name}: "
+                                      f"{proc.stderr.strip()[-300:]}")
+            continue
+        made[name] = whole
+    return made
+
+
 def prepare_modes(programs: list[str], tree: Path, work: Path, allexes: dict[str, Path],
-                  result: dict) -> list[Mode]:
-    """The native programs, and the allexes for alley's two paths, started by the launcher
+                  result: dict, modes_run: tuple[str, ...] = MODES) -> list[Mode]:
+    """The native programs, and the allexes for alley's paths, started by the launcher
     under the caller's argv[0] (each path with its own cache, so the JIT path never finds a
     static binary)."""
     launcher = build_launcher(work)
     modes = []
-    for name in MODES:
+    for name in modes_run:
         bindir = work / "bin" / name
         bindir.mkdir(parents=True, exist_ok=True)
         env = tool_env()
+        mode_allexes = (with_platform_ir(allexes, work, result) if name == "platform-ir"
+                        else allexes)
         for program in programs:
             base = os.path.basename(program)
-            target = tree / program if name == "native" else allexes.get(base)
+            target = tree / program if name == "native" else mode_allexes.get(base)
             if target is not None:
                 install(bindir, base, target, None if name == "native" else launcher)
         if name != "native":
             env["ALLVM_CACHE_DIR"] = str(work / f"cache-{name}")
         if name == "jit":  # compile every module once, as allready does for the static path
-            for allexe in allexes.values():
+            for allexe in mode_allexes.values():
                 proc = subprocess.run([str(BIN / "alley"), "-noexec", str(allexe)], env=env,
                                       capture_output=True, text=True)
                 if proc.returncode != 0:
                     result["failures"].append(f"alley -noexec {allexe.name}: "
                                               f"{proc.stderr.strip()[-300:]}")
-        if name == "static":
-            proc = subprocess.run([str(BIN / "allready"), *map(str, allexes.values())],
+        if name in ("static", "platform-ir"):
+            proc = subprocess.run([str(BIN / "allready"), *map(str, mode_allexes.values())],
                                   env=env, capture_output=True, text=True)
             if proc.returncode != 0:
                 result["failures"].append(f"allready: {proc.stderr.strip()[-300:]}")
@@ -157,7 +182,7 @@ def new_result(name: str) -> dict:
             "ir_share": 0.0, "modes": {}, "failures": [], "notes": PACKAGES[name].notes}
 
 
-def run_package(name: str, work_root: Path) -> dict:
+def run_package(name: str, work_root: Path, modes_run: tuple[str, ...] = MODES) -> dict:
     package = PACKAGES[name]
     work = work_root / name
     result = new_result(name)
@@ -166,7 +191,7 @@ def run_package(name: str, work_root: Path) -> dict:
     try:
         tree, programs, allexes = package_allexes(name, work_root, result)
         say(name, f"{len(allexes)} allexe(s); static binaries for alley's static path")
-        for mode in prepare_modes(programs, tree, work, allexes, result):
+        for mode in prepare_modes(programs, tree, work, allexes, result, modes_run):
             say(name, f"testing: {MODE_TITLES[mode.name]}")
             mode_start = time.monotonic()
             checks = package.tests(tree, mode)
@@ -178,7 +203,7 @@ def run_package(name: str, work_root: Path) -> dict:
             result["failures"] += [f"{mode.name}: {c.name}: {c.detail.strip()[-200:]}"
                                    for c in failed[:10]]
             say(name, f"  {passed}/{len(checks)} passed")
-        failing = programs_failing(list(allexes), outcomes)
+        failing = programs_failing(list(allexes), outcomes, modes_run)
         result["programs_passing"] = len(allexes) - len(failing)
         result["failures"] += [f"{p}: {why}" for p, why in sorted(failing.items())]
     except (BuildError, AllvmError, subprocess.SubprocessError, OSError) as e:
@@ -198,13 +223,14 @@ def exercised(check: str, programs: list[str]) -> list[str]:
     return [max(named, key=len)] if named else programs
 
 
-def programs_failing(programs: list[str], outcomes: dict[str, dict[str, bool]]) -> dict:
-    """{program: why} for each program with a test that passes natively but fails under one
-    of alley's paths (or could not run there). A test that fails natively too is about the
-    platform, not alley, and counts against no program."""
+def programs_failing(programs: list[str], outcomes: dict[str, dict[str, bool]],
+                     modes_run: tuple[str, ...] = MODES) -> dict:
+    """{program: why} for each program with a test that passes natively but fails in one of
+    the other modes run (or could not run there). A test that fails natively too is about
+    the platform, not alley, and counts against no program."""
     native = outcomes.get("native", {})
     failing = {}
-    for mode in MODES[1:]:
+    for mode in modes_run[1:]:
         results = outcomes.get(mode)
         if results is None:
             failing.update((p, f"{mode}: not run") for p in programs if p not in failing)
@@ -228,34 +254,46 @@ def explained(failure: str, reasons: dict[str, str]) -> str:
     return f"{failure} — {reason}" if reason else failure
 
 
-def write_results(results: dict[str, dict], directory: Path) -> None:
+def results_name(modes_run: tuple[str, ...]) -> str:
+    """`results` for the default modes; another set of modes gets its own report
+    (`results-platform-ir`), so neither overwrites the other's."""
+    return "results" if modes_run == MODES else "-".join(["results", *modes_run[1:]])
+
+
+def write_results(results: dict[str, dict], directory: Path,
+                  modes_run: tuple[str, ...] = MODES) -> None:
     order = [n for n in PACKAGES if n in results] + [n for n in results if n not in PACKAGES]
-    (directory / "results.json").write_text(
+    name = results_name(modes_run)
+    (directory / f"{name}.json").write_text(
         json.dumps([results[n] for n in order], indent=2) + "\n")
+    others = [MODE_TITLES[m] for m in modes_run[1:]]
     lines = [
-        "# Corpus results",
+        "# Corpus results" + ("" if modes_run == MODES else f": {', '.join(others)}"),
         "",
         "Built with `allcc` (target x86_64-linux-musl), one allexe per program by "
         "`wllvm-extract`, each package's tests run against the native build and the allexes "
-        "under alley. Rebuild with `make corpus`.",
+        f"({', '.join(others)}). Rebuild with `make corpus"
+        + ("`." if modes_run == MODES else f" MODES=\"{' '.join(modes_run)}\"`."),
         "",
-        "| package | programs | allexes | IR share | tests: native | tests: alley JIT "
-        "| tests: alley static | programs passing in both alley modes |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| package | programs | allexes | IR share | "
+        + " | ".join(f"tests: {MODE_TITLES[m]}" for m in modes_run)
+        + " | programs passing in every mode |",
+        "| --- " * (len(modes_run) + 5) + "|",
     ]
     for n in order:
         r = results[n]
         lines.append(f"| {n} | {r['programs']} | {r['allexes']} | {r['ir_share']:.0%} | "
-                     + " | ".join(mode_cell(r, m) for m in MODES)
+                     + " | ".join(mode_cell(r, m) for m in modes_run)
                      + f" | {r.get('programs_passing', 0)} |")
     programs = sum(results[n]["programs"] for n in order)
     passing = sum(results[n].get("programs_passing", 0) for n in order)
-    lines.append(f"| **all** | {programs} | {sum(results[n]['allexes'] for n in order)} | | | "
-                 f"| | **{passing} ({passing / max(programs, 1):.0%})** |")
+    lines.append(f"| **all** | {programs} | {sum(results[n]['allexes'] for n in order)} | |"
+                 + " |" * len(modes_run)
+                 + f" **{passing} ({passing / max(programs, 1):.0%})** |")
     lines += ["", "IR share: the fraction of linked translation units whose code is in the "
               "allexe as IR (the rest was assembled natively). A program passes when it became "
-              "an allexe and every test of it that passes natively also passes on both of "
-              "alley's paths (a test that fails natively too is the platform's, not alley's; "
+              "an allexe and every test of it that passes natively also passes in every other "
+              "mode (a test that fails natively too is the platform's, not alley's; "
               "a test is the program's whose name starts its file name, a test naming no "
               "program is every program's).", ""]
     noted = [n for n in order if results[n].get("notes")]
@@ -270,7 +308,7 @@ def write_results(results: dict[str, dict], directory: Path) -> None:
             lines += [f"  - {explained(f, reasons)}".replace("\n", " ")
                       for f in results[n]["failures"]]
         lines.append("")
-    (directory / "results.md").write_text("\n".join(lines))
+    (directory / f"{name}.md").write_text("\n".join(lines))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -278,21 +316,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("packages", nargs="*", help=f"default: all ({', '.join(PACKAGES)})")
     parser.add_argument("--work", type=Path, default=WORK)
     parser.add_argument("--results", type=Path, default=CORPUS_DIR)
+    parser.add_argument("--modes", default=",".join(MODES),
+                        help=f"comma-separated, native first (default: {','.join(MODES)}; "
+                             f"also: platform-ir)")
     args = parser.parse_args(argv)
+    modes_run = tuple(args.modes.replace(",", " ").split())
+    if modes_run[:1] != ("native",) or not set(modes_run) <= set(MODE_TITLES):
+        parser.error(f"--modes: 'native' first, then some of {', '.join(MODE_TITLES)}")
     # A terminated run still puts the native programs back into the build trees.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     unknown = [p for p in args.packages if p not in PACKAGES]
     if unknown:
         parser.error(f"unknown package(s): {', '.join(unknown)}")
-    results_file = args.results / "results.json"
+    results_file = args.results / f"{results_name(modes_run)}.json"
     results = ({r["package"]: r for r in json.loads(results_file.read_text())}
                if results_file.exists() else {})
     names = args.packages or list(PACKAGES)
     for i, name in enumerate(names, 1):
         print(f"== {i}/{len(names)}: {name}", flush=True)
-        results[name] = run_package(name, args.work.resolve())
+        results[name] = run_package(name, args.work.resolve(), modes_run)
         args.results.mkdir(parents=True, exist_ok=True)
-        write_results(results, args.results)
+        write_results(results, args.results, modes_run)
     ok = all(not results[n]["failures"] for n in names)
     return 0 if ok else 1
 

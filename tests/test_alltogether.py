@@ -22,7 +22,7 @@ __attribute__((constructor)) static void hello(void) { puts("ctor"); }
 __attribute__((destructor)) static void bye(void) { puts("dtor"); }
 __attribute__((visibility("hidden"), noinline)) int lib_hidden(int x) { return x - 1; }
 int lib_square(int x) { return lib_hidden(x * x + 1); }
-const char *lib_name(void) { return "lib"; }
+__attribute__((weak)) const char *lib_name(void) { return "lib"; }  /* weak: internalized too */
 int lib_unused(int x) { return x * 3 + 1; }
 """
 EXPECTED = "ctor\nlib: 49\ndtor\n"  # argc is 1

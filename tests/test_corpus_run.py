@@ -5,7 +5,15 @@ import subprocess
 
 from conftest import probe_allexe
 
-from corpus.run import build_launcher, exercised, explained, install, programs_failing
+from corpus.run import (
+    build_launcher,
+    exercised,
+    explained,
+    install,
+    programs_failing,
+    results_name,
+    write_results,
+)
 
 PROGRAMS = ["sort", "sha1sum", "sha1sum-vec", "test", "seq"]
 
@@ -32,6 +40,26 @@ def test_only_regressions_from_native_count():
 def test_a_mode_that_never_ran_fails_every_program():
     outcomes = {"native": {"seq.pl": True}, "jit": {"seq.pl": True}}
     assert set(programs_failing(PROGRAMS, outcomes)) == set(PROGRAMS)
+
+
+def test_the_platform_ir_mode_counts_and_reports_on_its_own(tmp_path):
+    """`--modes native,platform-ir`: only that mode's regressions count, and its report is
+    corpus/results-platform-ir.md (the default modes' report is left alone)."""
+    outcomes = {"native": {"seq.pl": True, "sort.pl": True},
+                "platform-ir": {"seq.pl": True, "sort.pl": False}}
+    modes = ("native", "platform-ir")
+    assert programs_failing(PROGRAMS, outcomes, modes) == {
+        "sort": "platform-ir: sort.pl fails (passes natively)"}
+    assert results_name(modes) == "results-platform-ir"
+    result = {"package": "coreutils", "programs": 5, "allexes": 5, "ir_share": 1.0,
+              "modes": {"native": {"passed": 2, "total": 2},
+                        "platform-ir": {"passed": 1, "total": 2}},
+              "failures": [], "programs_passing": 4}
+    write_results({"coreutils": result}, tmp_path, modes)
+    report = (tmp_path / "results-platform-ir.md").read_text()
+    assert "| coreutils | 5 | 5 | 100% | 2/2 | 1/2 | 4 |" in report
+    assert "tests: alltogether -platform-ir + allready" in report
+    assert not (tmp_path / "results.md").exists()
 
 
 def test_launcher_starts_the_allexe_under_the_callers_argv0(tmp_path, isolated_cache):

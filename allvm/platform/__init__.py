@@ -1,0 +1,1 @@
+"""The platform: what programs link against (libc, the C++ runtime, the native runtime)."""
