@@ -269,7 +269,7 @@ class Cache:
         os.makedirs(scratch, exist_ok=True)
         for name in os.listdir(scratch):
             pid = name.split("-", 1)[0]
-            if pid.isdigit() and not _alive(int(pid)):
+            if pid.isdigit() and not process_alive(int(pid)):
                 _remove(os.path.join(scratch, name))
         return scratch
 
@@ -298,7 +298,8 @@ def _remove(path: str) -> None:
             pass
 
 
-def _alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
+    """Whether a process with this pid exists (its scratch files are still in use)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

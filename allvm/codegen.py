@@ -4,8 +4,6 @@ The platform is static musl for `*-linux-musl` modules and modules with no tripl
 reference platform), the host glibc for `*-linux-gnu`.
 """
 
-import os
-from collections.abc import Callable
 
 from allvm.allexe import MAIN_MODULE
 from allvm.bitcode import bitcode_triple
@@ -79,28 +77,5 @@ def target_machine(triple: str, name: str, *, reloc: str = "default",
     place that decides what code is generated (and what CODEGEN_ID describes)."""
     return native_target(triple, name).create_target_machine(
         cpu=TARGET_CPU, opt=CODEGEN_OPT_LEVEL, reloc=reloc, codemodel=codemodel)
-
-
-def in_parallel(function: Callable, jobs: list[tuple]) -> list:
-    """`function(*job)` for every job, in worker processes when there are several.
-
-    Not threads: llvmlite serializes every call into LLVM with one global lock. The workers
-    are forked, so they start at once with allvm imported (no second import of llvmlite).
-    """
-    if len(jobs) == 1:
-        return [function(*jobs[0])]
-    with process_pool(len(jobs)) as pool:
-        return list(pool.map(function, *zip(*jobs, strict=True)))
-
-
-def process_pool(jobs: int, workers: int | None = None):
-    """A ProcessPoolExecutor of forked workers, at most one per core (or `workers`) and one per
-    job. (Imported here: multiprocessing costs alley's warm JIT path several ms to import.)"""
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-
-    limit = workers or os.cpu_count() or 1
-    return ProcessPoolExecutor(max_workers=min(jobs, limit),
-                               mp_context=multiprocessing.get_context("fork"))
 
 

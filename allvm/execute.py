@@ -111,7 +111,8 @@ class Build:
         return self.paths, self.triples[0]
 
     def _compile(self) -> None:
-        from allvm.codegen import check_bitcode_target, compile_module, in_parallel
+        from allvm.codegen import check_bitcode_target, compile_module
+        from allvm.parallel import in_parallel
 
         indices, self.missing = self.missing, []
         paths, triples = self.paths, self.triples

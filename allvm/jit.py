@@ -23,10 +23,11 @@ from typing import NoReturn
 
 from allvm.allexe import Allexe, ModuleEntry
 from allvm.cache import Cache, object_key, stored_digest
-from allvm.codegen import DEFAULT_TRIPLE, in_parallel, target_machine
+from allvm.codegen import DEFAULT_TRIPLE, target_machine
 from allvm.errors import AllvmError
 from allvm.imports import module_symbols
 from allvm.ir import llvm, parse_module
+from allvm.parallel import in_parallel
 from allvm.signals import restore_caller_dispositions
 from allvm.structors import CTORS, DTORS, export_structors
 from allvm.toolchain import is_gnu

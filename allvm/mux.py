@@ -191,7 +191,7 @@ def _share_across_programs(programs: list[Program], texts: list[str],
                            definitions: list[list[Definition]]) -> None:
     """Give the definitions programs have alike one shared name each (allvm.sharing): the main
     modules that have any are rewritten from their text, in parallel."""
-    from allvm.codegen import in_parallel
+    from allvm.parallel import in_parallel
 
     shared = shared_definitions(definitions)
     rewritten = [i for i, found in enumerate(shared) if found]

@@ -264,12 +264,12 @@ def test_fuzz_smoke(tmp_path):
 
 def test_another_architecture_is_refused_before_compiling(bad_inputs, monkeypatch):
     """The library's triple is read from its bitcode: main.bc is not compiled either."""
-    from allvm import codegen
+    from allvm import parallel
     from allvm.cache import Cache
     from allvm.execute import build_static_binary
 
     compiled = []
-    monkeypatch.setattr(codegen, "in_parallel", lambda function, jobs: compiled.extend(jobs))
+    monkeypatch.setattr(parallel, "in_parallel", lambda function, jobs: compiled.extend(jobs))
     with pytest.raises(AllvmError, match="^lib.bc: target 'aarch64-unknown-linux"):
         build_static_binary(Allexe.open(str(bad_inputs["aarch64_library"])), Cache())
     assert compiled == []

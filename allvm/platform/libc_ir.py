@@ -143,12 +143,12 @@ def build(root: str, progress: Progress) -> None:
 
 def _sweep_abandoned(root: str) -> None:
     """Remove what builds killed midway left beside `root` (named `<root>.<pid>-...`)."""
-    from allvm.cache import _alive
+    from allvm.cache import process_alive
 
     parent, prefix = os.path.dirname(root), os.path.basename(root) + "."
     for name in os.listdir(parent):
         pid = name[len(prefix):].split("-", 1)[0]
-        if name.startswith(prefix) and pid.isdigit() and not _alive(int(pid)):
+        if name.startswith(prefix) and pid.isdigit() and not process_alive(int(pid)):
             shutil.rmtree(os.path.join(parent, name), ignore_errors=True)
 
 
@@ -203,7 +203,7 @@ def _retargeted(command: list[str], output: str, *extra: str) -> list[str]:
 
 def _compile_members(commands: list[list[str]], out: str, progress: Progress) -> list:
     """Every musl C file as a member, JOBS at a time; their index entries, in zig's order."""
-    from allvm.codegen import process_pool
+    from allvm.parallel import process_pool
 
     jobs = [(c, os.path.join(out, "members", _member_name(_source(c)))) for c in commands]
     results = []

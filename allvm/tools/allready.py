@@ -67,7 +67,7 @@ def run(args) -> int:
 
         with Cluster(scheduler, warn=tool.warning) as cluster:
             return report(cluster.build(paths, Cache()), len(paths))
-    from allvm.codegen import process_pool
+    from allvm.parallel import process_pool
 
     with process_pool(len(paths), args.jobs) as pool:
         futures = {pool.submit(build_one, path): path for path in paths}
