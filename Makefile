@@ -22,10 +22,11 @@ $(INSTALLED): pyproject.toml
 		--config-settings editable_mode=compat
 	touch $@
 
-# zig builds musl from source on its first static link (about a minute): do it once, here.
+# zig builds musl and the C++ runtime from source on their first static link (about two
+# minutes): do it once, here.
 $(MUSL_WARM): $(INSTALLED)
-	@echo "Warming zig's musl build (once, about a minute)..."
-	$(PY) -m allvm.toolchain
+	@echo "Warming the platform: zig's musl and C++ runtime builds (once, about two minutes)..."
+	$(PY) -m allvm.platform
 	touch $@
 
 # Debian's clang-14 makes the LLVM-4-era-style bitcode the old-input tests load.

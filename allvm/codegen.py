@@ -9,7 +9,9 @@ from collections.abc import Callable
 
 from allvm.allexe import MAIN_MODULE
 from allvm.cache import CODEGEN_OPT_LEVEL, TARGET_CPU
+from allvm.imports import module_symbols
 from allvm.ir import check_main, ir_symbol, llvm, native_target, parse_module
+from allvm.platform import Needs
 from allvm.structors import CTORS, DEFAULT_PRIORITY, DTORS, find_table, table_entries
 from allvm.toolchain import is_gnu
 
@@ -41,8 +43,9 @@ def structors_to_init_array(module, context):
     return parse_module(text.encode(), module.name, context=context)
 
 
-def compile_module(bitcode: bytes, name: str) -> tuple[bytes, str]:
-    """One module's native object, and the target triple it was compiled for."""
+def compile_module(bitcode: bytes, name: str) -> tuple[bytes, Needs]:
+    """One module's native object, and what it needs from the platform (its target triple,
+    and whether the C++ runtime)."""
     # Its own LLVM context: the module, and all it interned, go when the call returns.
     context = llvm().create_context()
     module = structors_to_init_array(parse_module(bitcode, name, context=context), context)
@@ -52,7 +55,8 @@ def compile_module(bitcode: bytes, name: str) -> tuple[bytes, str]:
     module.triple = triple
     # musl programs link statically (no PIE); glibc ones as position-independent executables.
     machine = target_machine(triple, name, reloc="pic" if is_gnu(triple) else "static")
-    return machine.emit_object(module), triple
+    _, declared = module_symbols(module)
+    return machine.emit_object(module), Needs.of_module(triple, declared)
 
 
 def target_machine(triple: str, name: str, *, reloc: str = "default",

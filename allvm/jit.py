@@ -27,6 +27,7 @@ from allvm.codegen import DEFAULT_TRIPLE, in_parallel, target_machine
 from allvm.errors import AllvmError
 from allvm.imports import module_symbols
 from allvm.ir import llvm, parse_module
+from allvm.platform import Needs
 from allvm.structors import CTORS, DTORS, export_structors
 from allvm.toolchain import is_gnu
 
@@ -270,7 +271,7 @@ def main_triple(allexe: Allexe, cache: Cache) -> str:
         return code.triple
     tag = cache.entry_tag(cache.object_path(object_key(allexe, main)))  # the exec path's
     if tag is not None:
-        return tag.decode()
+        return Needs.from_tag(tag).triple
     return parse_module(allexe.read_module(main), main.name).triple or DEFAULT_TRIPLE
 
 

@@ -1,5 +1,6 @@
 """Linking modules together and deciding which symbols stay visible (alltogether, allmux)."""
 
+import re
 from collections.abc import Callable, Iterator
 from itertools import chain
 
@@ -30,14 +31,48 @@ def _make_internal(value) -> None:
     value.visibility = "default"  # the verifier wants local symbols default-visible
 
 
-def internalize(module, keep: set[str]) -> None:
-    """Give every definition except those named in `keep` internal linkage.
+# Linkages of definitions that clang puts in a comdat (C++ inline functions, templates, static
+# locals and their guards).
+_COMDAT_LINKAGES = {"linkonce", "linkonce_odr", "weak", "weak_odr"}
+# A local definition's line, and its comdat membership (`comdat` or `comdat($name)`).
+_LOCAL_DEFINITION = re.compile(r"^(?:define (?:internal|private) |@\S+ = (?:internal|private) )"
+                               r".*$", re.MULTILINE)
+_COMDAT_MEMBERSHIP = re.compile(r',? comdat(?:\(\$(?:"(?:[^"\\]|\\.)*"|[^\s)]+)\))?(?=[ ,{]|$)')
 
-    Intrinsics and LLVM's special globals (`llvm.global_ctors` …) are left alone.
+
+def internalize(module, keep: set[str]):
+    """Give every definition except those named in `keep` internal linkage; returns the
+    module, parsed anew if a definition had to leave its comdat (see
+    local_definitions_out_of_comdats).
+
+    Intrinsics and LLVM's special globals (`llvm.global_ctors` …) are left alone; so are the
+    program's replacements of functions the platform's runtime calls (operator new/delete).
     """
+    from allvm.platform.cxx import is_replaceable
+
+    in_comdats = False
     for value in _definitions(module):
-        if value.name not in keep and value.linkage.name in _EXPORTED_LINKAGES:
+        if (value.name not in keep and value.linkage.name in _EXPORTED_LINKAGES
+                and not is_replaceable(value.name)):
+            in_comdats |= value.linkage.name in _COMDAT_LINKAGES
             _make_internal(value)
+    return local_definitions_out_of_comdats(module) if in_comdats else module
+
+
+def local_definitions_out_of_comdats(module):
+    """The module with its local definitions taken out of their comdats (as LLVM's own
+    internalize pass does); parsed anew from its text if any was in one.
+
+    A comdat becomes an ELF section group named after it; the linker keeps one group per
+    name. Once its members are internal, another module's group of that name (another program
+    of a mux, or the C++ runtime's instantiation of the same template) would win, and
+    references to this module's internal copies would point into a discarded section.
+    """
+    from allvm.ir import parse_module
+
+    text = str(module)
+    fixed = _LOCAL_DEFINITION.sub(lambda line: _COMDAT_MEMBERSHIP.sub("", line[0]), text)
+    return module if fixed == text else parse_module(fixed.encode(), module.name)
 
 
 def internalize_hidden(module) -> None:
@@ -89,12 +124,14 @@ def merge_allexe(allexe, *, hidden_internal: bool = True,
     return merged
 
 
-def optimize_whole_program(module, *, optimize: bool = True) -> None:
+def optimize_whole_program(module, *, optimize: bool = True):
     """Internalize everything but `main`, then (unless told not to) run the whole-program
-    pipeline: with every caller known, LLVM inlines and deletes across the old module lines."""
+    pipeline: with every caller known, LLVM inlines and deletes across the old module lines.
+    Returns the module (see internalize)."""
     from allvm.passes import run_pipeline
 
-    internalize(module, keep={ENTRY_POINT})
+    module = internalize(module, keep={ENTRY_POINT})
     if optimize:
         run_pipeline(module, WHOLE_PROGRAM_PIPELINE)
     module.verify()
+    return module

@@ -168,7 +168,8 @@ def _mux_main_module(allexe: Allexe, name: str, internalize_main: bool):
     main.linkage = "external"
     main.visibility = "default"  # a hidden main must still be callable from the dispatcher
     if internalize_main:
-        internalize(module, keep={main.name})
+        module = internalize(module, keep={main.name})
+        main = find_function(module, main.name)
     hook = _hook(main, f"'main' of {allexe.path}")
     muxed = MuxedModule(f"main_{name}.bc", b"")
     _take_ctor_tables(module, muxed, name)

@@ -112,6 +112,8 @@ def _run_step(module, step: str, machine) -> None:
     if step == _INTERNALIZE:
         from allvm.link import internalize
 
+        # In place: definitions stay in their comdats here (the module cannot be replaced);
+        # alltogether and allmux take them out.
         internalize(module, keep={"main"})
         return
     level = _DEFAULT.fullmatch(step)

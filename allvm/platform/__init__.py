@@ -1,0 +1,135 @@
+"""The platform: what a program's native link gets besides the program's own modules.
+
+ALLVM's reference platform is static musl (`*-linux-musl` programs and those with no triple);
+a `*-linux-gnu` program links dynamically against the host glibc. On top of the libc:
+
+- the libc fixes (allvm.platform.libc), musl programs only: musl's documented behaviour where
+  zig's libc differs from it;
+- the C++ runtime (allvm.platform.cxx): libc++, libc++abi and libunwind, for the programs
+  whose code references them, and only for those.
+
+What one compiled module needs is recorded with its object (Needs.tag), so linking cached
+objects needs no look at the IR.
+"""
+
+from allvm.errors import AllvmError
+from allvm.platform import cxx, libc
+from allvm.toolchain import GNU_TARGET, MUSL_TARGET, is_gnu, zig_link
+
+_CXX_TAG = " c++"
+
+
+class Needs:
+    """What code needs from the platform: the target triple's libc, and maybe the C++ runtime.
+
+    (A plain class: alley's warm start imports this module, dataclasses would cost it ms.)"""
+
+    __slots__ = ("triple", "cxx")
+
+    def __init__(self, triple: str, cxx: bool = False):
+        self.triple = triple
+        self.cxx = cxx
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, Needs) and (self.triple, self.cxx) == (other.triple, other.cxx)
+
+    def __repr__(self) -> str:
+        return f"Needs({self.triple!r}, cxx={self.cxx})"
+
+    def tag(self) -> bytes:
+        """The form stored with a cached object: the triple, ` c++` appended if needed."""
+        return (self.triple + (_CXX_TAG if self.cxx else "")).encode()
+
+    @classmethod
+    def from_tag(cls, tag: bytes) -> "Needs":
+        text = tag.decode()
+        return cls(text.removesuffix(_CXX_TAG), text.endswith(_CXX_TAG))
+
+    @classmethod
+    def of_module(cls, triple: str, declared) -> "Needs":
+        """A module's needs, from its triple and the external names it declares."""
+        return cls(triple, cxx.uses_runtime(declared))
+
+
+def program_needs(modules: list[Needs]) -> Needs:
+    """A whole program's needs: its main module's (the first) triple, and the C++ runtime if
+    any module needs it."""
+    return Needs(modules[0].triple, any(m.cxx for m in modules))
+
+
+def _host_glibc() -> str:
+    """The host glibc version, so gnu programs link against the libc they will run with."""
+    import os
+
+    return (os.confstr("CS_GNU_LIBC_VERSION") or "glibc 2.36").split()[-1]
+
+
+def link_flags(triple: str) -> list[str]:
+    """`zig cc`'s flags for an executable of TRIPLE: static musl with the libc fixes, or
+    dynamic against the host glibc."""
+    from allvm.cache import CODEGEN_OPT_LEVEL
+
+    if is_gnu(triple):
+        flags = ["-target", f"{GNU_TARGET}.{_host_glibc()}", "-lm"]
+    else:
+        flags = ["-target", MUSL_TARGET, "-static", *libc.link_flags()]
+    # -O: zig links its libc builds in the mode given (without it, a Debug musl: 10x larger
+    # and slower); the same mode `make` warms.
+    return [*flags, f"-O{CODEGEN_OPT_LEVEL}", "-s"]
+
+
+def platform_objects(triple: str) -> list[str]:
+    """Objects every executable of TRIPLE links after its own (the libc fixes for musl)."""
+    return [] if is_gnu(triple) else [libc.fix_object()]
+
+
+def link_executable(objects: list[str], needs: Needs, output: str) -> None:
+    """Link a program's objects with the platform it needs into an executable. A symbol
+    neither the program nor the platform defines is the loader's classic error."""
+    try:
+        zig_link(link_flags(needs.triple), [*objects, *platform_objects(needs.triple)], output,
+                 driver=cxx.DRIVER if needs.cxx else "cc")
+    except AllvmError as e:
+        import re
+
+        undefined = re.findall(r"undefined symbol: (.+?)\s*$", str(e), re.MULTILINE)
+        if undefined:
+            raise unresolved_error(undefined) from None
+        raise
+
+
+def unresolved_error(names: list[str]) -> AllvmError:
+    """`Program used external function '<name>' which could not be resolved! (and N more)`:
+    the first name whole (lld's demangled `operator new(unsigned long)` too), N counting the
+    other distinct names."""
+    distinct = list(dict.fromkeys(names))
+    more = f" (and {len(distinct) - 1} more)" if len(distinct) > 1 else ""
+    return AllvmError(f"Program used external function '{distinct[0]}' which could not be "
+                      f"resolved!{more}")
+
+
+def warm() -> None:
+    """Build once what the first links need (about two minutes): zig's musl and C++ runtime
+    in the mode the links use, the libc fixes, and the recorded link commands."""
+    import os
+    import tempfile
+
+    from allvm.toolchain import run_zig
+
+    with tempfile.TemporaryDirectory(prefix="allvm-warm-") as tmp:
+        for driver, source, text in (
+                ("cc", "warm.c", "int main(void) { return 0; }\n"),
+                ("c++", "warm.cpp", "#include <iostream>\n"
+                                    "int main() { try { throw 1; } catch (int) {} "
+                                    "std::cout << \"\"; }\n")):
+            src, obj = os.path.join(tmp, source), os.path.join(tmp, source + ".o")
+            with open(src, "w") as f:
+                f.write(text)
+            run_zig(driver, ["-target", MUSL_TARGET, "-O2", "-c", src, "-o", obj],
+                    "warming the platform")
+            link_executable([obj], Needs(MUSL_TARGET, driver == "c++"),
+                            os.path.join(tmp, "warm"))
+
+
+if __name__ == "__main__":
+    warm()
