@@ -22,10 +22,10 @@ $(INSTALLED): pyproject.toml
 		--config-settings editable_mode=compat
 	touch $@
 
-# zig builds musl and the C++ runtime from source on their first static link (about two
-# minutes): do it once, here.
+# zig builds musl and the C++ runtime from source on their first link (a few
+# minutes on 2 cores): do it once, here.
 $(MUSL_WARM): $(INSTALLED)
-	@echo "Warming the platform: zig's musl and C++ runtime builds (once, about two minutes)..."
+	@echo "Warming the platform: zig's musl and C++ runtime builds (once, a few minutes)..."
 	$(PY) -m allvm.platform
 	touch $@
 

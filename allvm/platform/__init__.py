@@ -108,28 +108,28 @@ def unresolved_error(names: list[str]) -> AllvmError:
                       f"resolved!{more}")
 
 
+_WARM_PROGRAMS = {
+    "cc": ("warm.c", "int main(void) { return 0; }\n"),
+    cxx.DRIVER: ("warm.cpp", "#include <iostream>\n"
+                             "int main() { try { throw 1; } catch (int) {} std::cout << 1; }\n"),
+}
+
+
 def warm() -> None:
-    """Build once what the first links need (about two minutes): zig's musl and C++ runtime
-    in the mode the links use, the libc fixes, and the recorded link commands."""
+    """Build once what the first links need (a few minutes): zig's musl, the C++ runtime for
+    musl and glibc programs in the mode the links use, the libc fixes, the link records."""
     import os
     import tempfile
 
     from allvm.toolchain import run_zig
 
     with tempfile.TemporaryDirectory(prefix="allvm-warm-") as tmp:
-        for driver, source, text in (
-                ("cc", "warm.c", "int main(void) { return 0; }\n"),
-                ("c++", "warm.cpp", "#include <iostream>\n"
-                                    "int main() { try { throw 1; } catch (int) {} "
-                                    "std::cout << \"\"; }\n")):
-            src, obj = os.path.join(tmp, source), os.path.join(tmp, source + ".o")
+        for triple, driver in ((MUSL_TARGET, "cc"), (MUSL_TARGET, cxx.DRIVER),
+                               (GNU_TARGET, cxx.DRIVER)):
+            name, text = _WARM_PROGRAMS[driver]
+            src, obj = os.path.join(tmp, name), os.path.join(tmp, f"{triple}-{name}.o")
             with open(src, "w") as f:
                 f.write(text)
-            run_zig(driver, ["-target", MUSL_TARGET, "-O2", "-c", src, "-o", obj],
+            run_zig(driver, ["-target", triple, "-O2", "-c", src, "-o", obj],
                     "warming the platform")
-            link_executable([obj], Needs(MUSL_TARGET, driver == "c++"),
-                            os.path.join(tmp, "warm"))
-
-
-if __name__ == "__main__":
-    warm()
+            link_executable([obj], Needs(triple, driver == cxx.DRIVER), os.path.join(tmp, "warm"))
