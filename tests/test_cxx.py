@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from conftest import build_allexe, run_tool
 
-from allvm.codegen import compile_module
 from allvm import platform
+from allvm.codegen import compile_module
 from allvm.platform import Needs
 from allvm.toolchain import GNU_TARGET, MUSL_TARGET, zig_command, zig_env
 
