@@ -1,5 +1,6 @@
-"""The platform's libc fixes (allvm.platform.libc): zig 0.17.1's realloc(NULL, 0) and
-reallocarray(NULL, 0, n) return NULL, musl's return malloc(0). Every path that links the
+"""The platform's libc fixes (allvm.platform.libc): where zig 0.17.1's libc differs from musl
+(realloc(NULL, 0) and reallocarray(NULL, 0, n) return NULL, musl's return malloc(0);
+tolower(EOF), memccpy, posix_fadvise's result, rand's sequence), every path that links the
 platform gives musl's answer: a native allcc build, alley's JIT path and its static binary."""
 
 import subprocess
@@ -10,10 +11,14 @@ from conftest import run_tool, tool_path
 
 from allvm.toolchain import MUSL_TARGET, zig_command, zig_env
 
-SOURCE = Path(__file__).parent / "data" / "realloc_zero.c"
+SOURCE = Path(__file__).parent / "data" / "libc_musl.c"
 MUSL_ANSWERS = ("realloc(NULL, 0): non-NULL\nreallocarray(NULL, 0, 8): non-NULL\n"
                 "realloc(p, 0): non-NULL\ndistinct: 1\n"
-                "reallocarray overflow: NULL\nrealloc(p, 100): non-NULL\n")
+                "reallocarray overflow: NULL\nrealloc(p, 100): non-NULL\n"
+                "tolower(EOF) -1 toupper(EOF) -1 tolower(300) 300 tolower('A') a toupper('z') Z\n"
+                "memccpy found 3, not found NULL\n"
+                "posix_fadvise 9 posix_fallocate 9 errno 0\n"
+                "rand 0 740882966 311430560 rand_r 363364348 1164617358\n")
 
 
 def output(*command) -> str:
@@ -36,12 +41,16 @@ def built(tmp_path_factory):
 
 
 def test_zig_alone_differs(tmp_path):
-    """Why the fix exists: the bare toolchain's answer (if zig fixes it, the fix can go). (Its
+    """Why the fixes exist: the bare toolchain's answers (when zig fixes one, it can go). (Its
     realloc(NULL, n) is rewritten to malloc(n) by clang at -O2: reallocarray's is not.)"""
     plain = tmp_path / "plain"
     subprocess.run(zig_command("cc", "-target", MUSL_TARGET, "-O2", str(SOURCE), "-o", str(plain)),
                    env=zig_env(), check=True, capture_output=True, timeout=300)
-    assert "reallocarray(NULL, 0, 8): NULL\n" in output(plain)
+    printed = output(plain)
+    assert "reallocarray(NULL, 0, 8): NULL\n" in printed
+    assert "tolower(EOF) 255 toupper(EOF) 255 tolower(300) 44" in printed
+    assert "memccpy found 2, not found non-NULL\n" in printed
+    assert "posix_fadvise -1 posix_fallocate -1 errno 9\n" in printed
 
 
 @pytest.mark.parametrize("program", ["prog", "from_object"])
