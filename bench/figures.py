@@ -32,7 +32,8 @@ from demo import PROGRAMS as DEMO_PROGRAMS  # noqa: E402
 from allvm.packaging.debian import fetch_source  # noqa: E402
 from allvm.toolchain import MUSL_TARGET, zig_command, zig_env  # noqa: E402
 from corpus import run as corpus_run  # noqa: E402
-from corpus.packages import PACKAGES as CORPUS_PACKAGES  # noqa: E402
+from corpus.recipes import PACKAGES as CORPUS_PACKAGES  # noqa: E402
+from corpus.recipes import build_variables, run_build  # noqa: E402
 
 WORK = ROOT / "build" / "bench"
 SOURCES = ROOT / "build" / "bench-src"
@@ -399,7 +400,9 @@ def coreutils_build(label: str, cc: str, extra_flags: list[str]) -> Path:
     if not stamp.exists():
         print(f"fig 5: building coreutils ({label}: CC={cc} {' '.join(extra_flags)})",
               flush=True)
-        COREUTILS.build(tree, corpus_run.tool_env(), SOURCES / f"{label}.log", cc, extra_flags)
+        run_build(COREUTILS, tree, corpus_run.tool_env(), SOURCES / f"{label}.log",
+                  build_variables(COREUTILS, tree, corpus_run.WORK, cc=cc,
+                                  extra=" ".join(extra_flags)))
         stamp.write_text("")
     return tree
 
@@ -510,8 +513,8 @@ def fig6_allready(s: Settings) -> list[dict]:
         allexes = [os.path.join(DEMO_BUILD, f"{n}.allexe") for n in DEMO_PROGRAMS]
         allexes += [build_program(p)["allexe"] for p in PROGRAMS if p.name != "sqlite3"]
     else:
-        allexes = [str(a) for package in corpus_run.PACKAGES
-                   for a in corpus_allexes(package)[1].values()]
+        allexes = [str(a) for name, package in CORPUS_PACKAGES.items() if not package.library
+                   for a in corpus_allexes(name)[1].values()]
     commands = []
     for jobs in ("1", "2"):
         cache = WORK / f"cache-allready-j{jobs}"
