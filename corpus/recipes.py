@@ -144,6 +144,8 @@ def run_tests(package: Package, tree: Path, mode: Mode) -> list[Check]:
         return make_check(package, tree, mode)
     if "run_tests" in test:
         return counted_tests(test["run_tests"], sorted(tree.glob(test["files"])), mode)
+    if "command" in test:
+        return [suite_command(package, tree, mode)]
     if "cases" in test:
         return [run_case(case, tree, mode) for case in test["cases"]]
     raise ValueError(f"packages.toml: [{package.name}.test] names no kind of test")
@@ -188,6 +190,16 @@ def make_check(package: Package, tree: Path, mode: Mode) -> list[Check]:
     checks = [Check(name, kind in ("PASS", "XFAIL"), kind) for name, kind in results.items()
               if kind != "SKIP"]
     return checks or [Check("make check", False, (proc.stdout + proc.stderr)[-400:])]
+
+
+def suite_command(package: Package, tree: Path, mode: Mode) -> Check:
+    """A test suite that reports by its exit status only (`make check` of a hand-written
+    Makefile), run in the tree with the mode's programs in it: one check."""
+    command = package.test["command"]
+    with programs_in_tree(tree, find_programs(package, tree), mode):
+        proc = mode.run(["bash", "-c", command], cwd=tree, text=True, timeout=MAKE_CHECK_TIMEOUT)
+    return Check(command, proc.returncode == 0,
+                 f"exit {proc.returncode}: {(proc.stdout + proc.stderr)[-300:]}")
 
 
 def counted_tests(command: str, files: list[Path], mode: Mode) -> list[Check]:

@@ -310,7 +310,7 @@ def write_results(results: dict[str, dict], directory: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="corpus", description=__doc__.split("\n\n")[0])
-    programs = [n for n, p in PACKAGES.items() if not p.library]
+    programs = [n for n, p in PACKAGES.items() if p.programs or p.programs_glob]
     parser.add_argument("packages", nargs="*", help=f"default: all ({', '.join(programs)})")
     parser.add_argument("--work", type=Path, default=WORK)
     parser.add_argument("--results", type=Path, default=CORPUS_DIR)

@@ -23,11 +23,6 @@ void operator delete(void *p) noexcept { std::free(p); }
 void operator delete(void *p, std::size_t) noexcept { std::free(p); }
 
 namespace {
-struct Announce {
-  const char *name;
-  explicit Announce(const char *n) : name(n) { std::cout << "construct " << name << std::endl; }
-  ~Announce() { std::cout << "destroy " << name << std::endl; }
-};
 Announce main_static("main");
 thread_local int per_thread = 1;
 

@@ -5,11 +5,6 @@
 #include <stdexcept>
 
 namespace {
-struct Announce {
-  const char *name;
-  explicit Announce(const char *n) : name(n) { std::cout << "construct " << name << std::endl; }
-  ~Announce() { std::cout << "destroy " << name << std::endl; }
-};
 Announce shapes_static("shapes");
 }  // namespace
 

@@ -1,4 +1,13 @@
 // Shared by the two translation units of the C++ platform test program.
+#include <iostream>
+
+// A static object that says when it is constructed and destroyed (inline: one definition
+// shared by both translation units, and modules).
+struct Announce {
+  const char *name;
+  explicit Announce(const char *n) : name(n) { std::cout << "construct " << name << std::endl; }
+  ~Announce() { std::cout << "destroy " << name << std::endl; }
+};
 struct Shape {
   virtual ~Shape();
   virtual int area() const = 0;
