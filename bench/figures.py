@@ -367,7 +367,7 @@ def fig3_programs(s: Settings) -> list[dict]:
     return records
 
 
-def fig7_cxx_start(s: Settings) -> list[dict]:
+def fig8_cxx_start(s: Settings) -> list[dict]:
     """A C++ program's start on alley's JIT path: cold (empty cache: compile, link with the
     C++ runtime) against warm (objects cached: link only)."""
     allexe = build_program(next(p for p in PROGRAMS if p.cxx))["allexe"]
@@ -379,9 +379,9 @@ def fig7_cxx_start(s: Settings) -> list[dict]:
                         before=lambda: shutil.rmtree(cold, ignore_errors=True)),
                 Command("alley warm", argv, env=cache_env(warm))]
     results = by_label(measure(commands, runs=s.runs))
-    print_table("fig 7: lzip (C++) --version on the JIT path", list(results.values()),
+    print_table("fig 8: lzip (C++) --version on the JIT path", list(results.values()),
                 baseline="alley warm")
-    return [ratio_record("7 C++ start (lzip)", results["alley cold"], results["alley warm"],
+    return [ratio_record("8 C++ start (lzip)", results["alley cold"], results["alley warm"],
                          note="cold: empty cache, every module compiled and linked with the C++ "
                               "runtime; warm: objects cached, only the link")]
 
@@ -584,5 +584,5 @@ FIGURES = [
     ("4", "alltogether+allready vs allready", fig4_alltogether),
     ("5", "allmux sizes and start-up", fig5_allmux),
     ("6", "allready -j1 vs -j2", fig6_allready),
-    ("7", "a C++ program's cold vs warm JIT start", fig7_cxx_start),
+    ("8", "a C++ program's cold vs warm JIT start", fig8_cxx_start),
 ]

@@ -116,20 +116,22 @@ _WARM_PROGRAMS = {
 
 
 def warm() -> None:
-    """Build once what the first links need (a few minutes): zig's musl, the C++ runtime for
-    musl and glibc programs in the mode the links use, the libc fixes, the link records."""
+    """Build once what the first links need (a few minutes): zig's musl and glibc pieces and
+    the C++ runtime for both, in the mode the links use; the libc fixes; the link records
+    (each link goes through link_executable, as the tools' own do)."""
     import os
     import tempfile
 
     from allvm.toolchain import run_zig
 
     with tempfile.TemporaryDirectory(prefix="allvm-warm-") as tmp:
-        for triple, driver in ((MUSL_TARGET, "cc"), (MUSL_TARGET, cxx.DRIVER),
-                               (GNU_TARGET, cxx.DRIVER)):
-            name, text = _WARM_PROGRAMS[driver]
-            src, obj = os.path.join(tmp, name), os.path.join(tmp, f"{triple}-{name}.o")
-            with open(src, "w") as f:
-                f.write(text)
-            run_zig(driver, ["-target", triple, "-O2", "-c", src, "-o", obj],
-                    "warming the platform")
-            link_executable([obj], Needs(triple, driver == cxx.DRIVER), os.path.join(tmp, "warm"))
+        for triple in (MUSL_TARGET, GNU_TARGET):
+            for driver in ("cc", cxx.DRIVER):
+                name, text = _WARM_PROGRAMS[driver]
+                src, obj = os.path.join(tmp, name), os.path.join(tmp, f"{triple}-{name}.o")
+                with open(src, "w") as f:
+                    f.write(text)
+                run_zig(driver, ["-target", triple, "-O2", "-c", src, "-o", obj],
+                        "warming the platform", cwd="/")
+                link_executable([obj], Needs(triple, driver == cxx.DRIVER),
+                                os.path.join(tmp, "warm"))
