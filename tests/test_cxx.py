@@ -88,6 +88,15 @@ def test_alltogether(musl, expected, tmp_path):
     assert alley(merged, "exit") == expected[("exit",)]
 
 
+def muxed(expected: tuple[str, int]) -> tuple[str, int]:
+    """What a muxed program prints: its replaced operator new serves its own code only (two
+    programs of a mux may each replace it), not the C++ runtime's allocations."""
+    output, status = expected
+    runtime = "replaced operator new used: 1, by the C++ runtime: "
+    assert runtime + "1\n" in output
+    return output.replace(runtime + "1\n", runtime + "0\n"), status
+
+
 def test_allmux_cxx_with_cxx_and_c(musl, expected, tmp_path):
     """Two C++ programs (the same template instantiations in both, each kept internal) and a
     C program in one mux, on the JIT path, its static binary and its alltogether form."""
@@ -100,9 +109,9 @@ def test_allmux_cxx_with_cxx_and_c(musl, expected, tmp_path):
     merged = tmp_path / "mux.merged.allexe"
     assert run_tool("alltogether", mux, "-o", merged, "-q").returncode == 0
     for name in ("shapes", "other"):
-        assert alley(mux, name, "exit") == expected[("exit",)]
-    assert alley("-force-static", mux, "other") == expected[()]
-    assert alley(merged, "shapes", "exit") == expected[("exit",)]
+        assert alley(mux, name, "exit") == muxed(expected[("exit",)])
+    assert alley("-force-static", mux, "other") == muxed(expected[()])
+    assert alley(merged, "shapes", "exit") == muxed(expected[("exit",)])
     assert alley(mux, "cprog") == alley(merged, "cprog") == ("a C program\n", 7)
 
 

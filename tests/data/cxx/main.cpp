@@ -14,8 +14,10 @@
 #include <vector>
 
 int allocations = 0;
+int large_allocations = 0;  // only the C++ runtime's stream buffer makes one here
 void *operator new(std::size_t size) {
   ++allocations;
+  large_allocations += size >= 100000;
   if (void *p = std::malloc(size ? size : 1)) return p;
   throw std::bad_alloc();
 }
@@ -67,7 +69,10 @@ int main(int argc, char **argv) {
   std::ostringstream text;
   text << std::string(argc > 1 ? argv[1] : "none") << " " << 1.5;
   std::cout << "iostreams: " << text.str() << std::endl;
-  std::cout << "replaced operator new used: " << (allocations > 0) << std::endl;
+  std::ostringstream large;
+  for (int i = 0; i < 20000; i++) large << "0123456789";  // grows in libc++'s stringbuf
+  std::cout << "replaced operator new used: " << (allocations > 0)
+            << ", by the C++ runtime: " << (large_allocations > 0) << std::endl;
   if (argc > 1 && std::strcmp(argv[1], "exit") == 0) std::exit(3);
   return 0;
 }
