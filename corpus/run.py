@@ -259,7 +259,7 @@ def results_table(results: dict[str, dict], order: list[str]) -> list[str]:
     lines = ["| package | language | programs | allexes | IR share | tests: native "
              "| tests: alley JIT | tests: alley static | programs passing in both alley modes |",
              "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
-    languages = list(dict.fromkeys(results[n].get("language", "C") for n in order))
+    languages = sorted({results[n].get("language", "C") for n in order})
     for language in languages:
         names = [n for n in order if results[n].get("language", "C") == language]
         for n in names:
