@@ -154,14 +154,14 @@ def base_options(invocation: Invocation) -> list[str]:
 def platform_link_args(invocation: Invocation) -> list[str]:
     """What the platform adds to a link of an executable (allvm.platform: the libc fixes for
     musl), so a program built natively behaves like its allexe; nothing for other links."""
-    from allvm.platform import link_flags, platform_objects
+    from allvm.platform import libc, platform_objects
 
     chosen = [o[-1].removeprefix("--target=") for o in invocation.options
               if o[0] in ("-target", "--target") or o[0].startswith("--target=")]
     triple = chosen[-1] if chosen else target()
     if is_gnu(triple) or invocation.has(*_NOT_EXECUTABLE):
         return []
-    return [f for f in link_flags(triple) if f.startswith("-Wl,")] + platform_objects(triple)
+    return [*libc.link_flags(), *platform_objects(triple)]
 
 
 def zig_cc(cxx: bool, args: list[str], **kwargs) -> subprocess.Popen:
