@@ -109,9 +109,10 @@ class Build:
                 missing.append(index)
         return paths, needs, missing
 
-    def objects(self) -> tuple[list[str], "allvm.platform.Needs"]:  # noqa: F821
+    def objects(self) -> tuple[list[str], object]:
         """Paths of every module's object, in module order, and what the program needs from
-        the platform."""
+        the platform (an allvm.platform.Needs; imported late, as this module is alley's hot
+        path)."""
         from allvm.platform import program_needs
 
         if self.missing:

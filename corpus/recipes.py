@@ -76,7 +76,7 @@ def load_packages(path: Path = RECIPES) -> dict[str, Package]:
         except TypeError as e:
             raise ValueError(f"{path.name}: [{name}]: {e}") from None
     for package in packages.values():
-        unknown = [n for n in package.needs if not packages.get(n, Package(n, "", [], {})).library]
+        unknown = [n for n in package.needs if n not in packages or not packages[n].library]
         if unknown:
             raise ValueError(f"{path.name}: [{package.name}] needs {unknown}: not corpus libraries")
     return packages

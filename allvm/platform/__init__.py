@@ -3,14 +3,16 @@
 ALLVM's reference platform is static musl (`*-linux-musl` programs and those with no triple);
 a `*-linux-gnu` program links dynamically against the host glibc. On top of the libc:
 
-- the libc fixes (allvm.platform.libc), musl programs only: musl's documented behaviour where
-  zig's libc differs from it;
+- the libc fixes (allvm.platform.libc), musl programs only: musl's behaviour where zig's libc
+  differs from it;
 - the C++ runtime (allvm.platform.cxx): libc++, libc++abi and libunwind, for the programs
   whose code references them, and only for those.
 
 What one compiled module needs is recorded with its object (Needs.tag), so linking cached
 objects needs no look at the IR.
 """
+
+import os
 
 from allvm.errors import AllvmError
 from allvm.platform import cxx, libc
@@ -59,8 +61,6 @@ def program_needs(modules: list[Needs]) -> Needs:
 
 def _host_glibc() -> str:
     """The host glibc version, so gnu programs link against the libc they will run with."""
-    import os
-
     return (os.confstr("CS_GNU_LIBC_VERSION") or "glibc 2.36").split()[-1]
 
 
@@ -119,7 +119,6 @@ def warm() -> None:
     """Build once what the first links need (a few minutes): zig's musl and glibc pieces and
     the C++ runtime for both, in the mode the links use; the libc fixes; the link records
     (each link goes through link_executable, as the tools' own do)."""
-    import os
     import tempfile
 
     from allvm.toolchain import run_zig
