@@ -10,7 +10,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import build_allexe, run_tool
+from conftest import build_allexe, run_tool, tool_path
 
 from allvm import platform
 from allvm.codegen import compile_module
@@ -30,7 +30,7 @@ def run(command, *args) -> tuple[str, int]:
 
 
 def alley(*args) -> tuple[str, int]:
-    return run([os.path.join(os.path.dirname(os.sys.executable), "alley")], *args)
+    return run([tool_path("alley")], *args)
 
 
 def bitcode(source: Path, out: Path, target: str) -> Path:
