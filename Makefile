@@ -25,11 +25,11 @@ $(INSTALLED): pyproject.toml
 		--config-settings editable_mode=compat
 	touch $@
 
-# zig builds its libc from source on a link's first use (about a minute): every link the
-# tools make (JIT path, allready, gnu) is made once, here.
-$(PLATFORM_WARM): $(INSTALLED) allvm/toolchain.py
-	@echo "Warming zig's libc builds for every link the tools make (once, about a minute)..."
-	$(PY) -m allvm.toolchain
+# zig builds its libc and the C++ runtime from source on a link's first use (a few minutes on
+# 2 cores): every link the tools make (JIT path, allready, gnu; C and C++) is made once, here.
+$(PLATFORM_WARM): $(INSTALLED) allvm/platform/__init__.py
+	@echo "Warming the platform: zig's libc and C++ runtime builds (once, a few minutes)..."
+	$(PY) -m allvm.platform
 	touch $@
 
 # alley's native launcher (allvm/launcher.c), in place of the alley script pip installs;

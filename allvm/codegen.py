@@ -8,7 +8,9 @@ reference platform), the host glibc for `*-linux-gnu`.
 from allvm.allexe import MAIN_MODULE
 from allvm.bitcode import bitcode_triple
 from allvm.cache import CODEGEN_OPT_LEVEL, TARGET_CPU
+from allvm.imports import module_symbols
 from allvm.ir import check_main, ir_symbol, llvm, native_target, parse_module
+from allvm.platform import Needs
 from allvm.structors import CTORS, DEFAULT_PRIORITY, DTORS, find_table, table_entries
 from allvm.toolchain import is_gnu
 
@@ -40,10 +42,10 @@ def structors_to_init_array(module, context):
     return parse_module(text.encode(), module.name, context=context)
 
 
-def compile_module(bitcode: bytes, name: str) -> tuple[bytes, str]:
-    """One module's native object, and what to link it for: the target triple it was compiled
-    for, with the platform's word for a program that carries its libc in IR."""
-    from allvm.platform.libc_ir import link_target
+def compile_module(bitcode: bytes, name: str) -> tuple[bytes, Needs]:
+    """One module's native object, and what it needs from the platform (its target triple,
+    whether the C++ runtime, whether it carries its libc in IR)."""
+    from allvm.platform.libc_ir import is_platform_ir
 
     # Its own LLVM context: the module, and all it interned, go when the call returns.
     context = llvm().create_context()
@@ -54,7 +56,9 @@ def compile_module(bitcode: bytes, name: str) -> tuple[bytes, str]:
     module.triple = triple
     # musl programs link statically (no PIE); glibc ones as position-independent executables.
     machine = target_machine(triple, name, reloc="pic" if is_gnu(triple) else "static")
-    return machine.emit_object(module), link_target(module, triple)
+    _, declared = module_symbols(module)
+    return machine.emit_object(module), Needs.of_module(triple, declared,
+                                                        libc_ir=is_platform_ir(module))
 
 
 def check_bitcode_target(bitcode: bytes, name: str) -> None:

@@ -74,7 +74,7 @@ class Build:
         self.cache = cache
         self.cache_usable = cache.ensure_dirs()
         self.cache_objects = cache_objects and self.cache_usable
-        self.paths, self.triples, self.missing = self._lookup()
+        self.paths, self.needs, self.missing = self._lookup()
         self._workdir = None
 
     def __enter__(self) -> "Build":
@@ -92,37 +92,43 @@ class Build:
         return self._workdir
 
     def _lookup(self) -> tuple[list[str], list, list[int]]:
-        """Every module's object path in the cache, its triple if the object is cached there,
-        and the modules still to compile."""
-        paths, triples, missing = [], [], []
+        """Every module's object path in the cache, what it needs from the platform if the
+        object is cached there, and the modules still to compile."""
+        from allvm.platform import Needs
+
+        paths, needs, missing = [], [], []
         for index, entry in enumerate(self.allexe.modules):
             path = self.cache.object_path(object_key(self.allexe, entry))
             tag = self.cache.entry_tag(path) if self.cache_usable else None
             paths.append(path)
-            triples.append(tag.decode() if tag is not None else None)
+            needs.append(Needs.from_tag(tag) if tag is not None else None)
             if tag is None:
                 missing.append(index)
-        return paths, triples, missing
+        return paths, needs, missing
 
-    def objects(self) -> tuple[list[str], str]:
-        """Paths of every module's object, in module order, and the main module's triple."""
+    def objects(self) -> tuple[list[str], object]:
+        """Paths of every module's object, in module order, and what the program needs from
+        the platform (an allvm.platform.Needs; imported late, as this module is alley's hot
+        path)."""
+        from allvm.platform import program_needs
+
         if self.missing:
             self._compile()
-        return self.paths, self.triples[0]
+        return self.paths, program_needs(self.needs)
 
     def _compile(self) -> None:
         from allvm.codegen import check_bitcode_target, compile_module
         from allvm.parallel import in_parallel
 
         indices, self.missing = self.missing, []
-        paths, triples = self.paths, self.triples
+        paths = self.paths
         jobs = [(self.allexe.read_module(self.allexe.modules[i]), self.allexe.modules[i].name)
                 for i in indices]
         for bitcode, name in jobs:  # another architecture: refused before anything compiles
             check_bitcode_target(bitcode, name)
-        for i, (obj, triple) in zip(indices, in_parallel(compile_module, jobs), strict=True):
-            triples[i] = triple
-            if not (self.cache_objects and self.cache.put(paths[i], obj, tag=triple.encode())):
+        for i, (obj, needs) in zip(indices, in_parallel(compile_module, jobs), strict=True):
+            self.needs[i] = needs
+            if not (self.cache_objects and self.cache.put(paths[i], obj, tag=needs.tag())):
                 paths[i] = os.path.join(self.workdir, f"{i}.o")
                 try:
                     with open(paths[i], "wb") as f:
@@ -132,11 +138,11 @@ class Build:
 
     def link(self) -> str:
         """Link every module into one executable in the work directory; returns its path."""
-        from allvm.platform.libc_ir import link_program
+        from allvm.platform import link_executable
 
-        objects, target = self.objects()
+        objects, needs = self.objects()
         output = os.path.join(self.workdir, "program")
-        link_program(objects, target, output)
+        link_executable(objects, needs, output)
         return output
 
 

@@ -28,6 +28,7 @@ from allvm.errors import AllvmError
 from allvm.imports import module_symbols
 from allvm.ir import llvm, parse_module
 from allvm.parallel import in_parallel
+from allvm.platform import Needs, program_needs, unresolved_error
 from allvm.signals import restore_caller_dispositions
 from allvm.structors import CTORS, DTORS, export_structors
 from allvm.toolchain import is_gnu
@@ -206,9 +207,7 @@ class Program:
             else:
                 unresolved.append(name)
         if unresolved:
-            more = f" (and {len(unresolved) - 1} more)" if len(unresolved) > 1 else ""
-            raise AllvmError(f"Program used external function '{unresolved[0]}' which could "
-                             f"not be resolved!{more}")
+            raise unresolved_error(unresolved)
         return provide
 
     def run(self, argv: list[bytes], environ: dict[bytes, bytes]) -> NoReturn:
@@ -263,23 +262,27 @@ class Program:
             self.libc.setvbuf(stream, buffer, mode, ctypes.c_size_t(size))
 
 
-def main_triple(allexe: Allexe, cache: Cache) -> str:
-    """The main module's target triple: from a cached object of it when there is one (no
-    compiler needed), else from the module itself."""
-    main = allexe.main
-    code = _cached_code(cache, cache.object_path(inprocess_object_key(allexe, main)))
+def _module_needs(allexe: Allexe, cache: Cache, entry: ModuleEntry) -> Needs:
+    """What one module needs from the platform: from a cached object of it when there is one
+    (no compiler needed), else from the module itself."""
+    code = _cached_code(cache, cache.object_path(inprocess_object_key(allexe, entry)))
     if code is not None:
-        return code.triple
-    tag = cache.entry_tag(cache.object_path(object_key(allexe, main)))  # the exec path's
+        return Needs.of_module(code.triple, code.undefined)
+    tag = cache.entry_tag(cache.object_path(object_key(allexe, entry)))  # the exec path's
     if tag is not None:
-        return tag.decode()
-    return parse_module(allexe.read_module(main), main.name).triple or DEFAULT_TRIPLE
+        return Needs.from_tag(tag)
+    module = parse_module(allexe.read_module(entry), entry.name)
+    return Needs.of_module(module.triple or DEFAULT_TRIPLE, module_symbols(module)[1])
 
 
 def runs_inprocess(allexe: Allexe, cache: Cache) -> bool:
-    """Whether `-jit=inprocess` can run this allexe in-process: gnu allexes only (a musl
-    allexe's platform is static musl, not this process's glibc)."""
-    return is_gnu(main_triple(allexe, cache))
+    """Whether `-jit=inprocess` can run this allexe in-process: gnu allexes (a musl allexe's
+    platform is static musl, not this process's glibc) that do not need the C++ runtime. zig
+    builds libc++ for static links only (its symbols hidden), so it cannot be loaded into this
+    process: such programs take the exec path, which links it."""
+    main = _module_needs(allexe, cache, allexe.main)
+    return is_gnu(main.triple) and not program_needs(
+        [main, *(_module_needs(allexe, cache, e) for e in allexe.modules[1:])]).cxx
 
 
 def run_inprocess(allexe: Allexe, argv: list[str], environ: dict[bytes, bytes], *,

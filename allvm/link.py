@@ -58,10 +58,12 @@ def merge_allexe(allexe, *, hidden_internal: bool = True,
     return merged
 
 
-def optimize_whole_program(module, *, optimize: bool = True) -> None:
+def optimize_whole_program(module, *, optimize: bool = True):
     """Internalize everything but `main`, then (unless told not to) run the whole-program
-    pipeline: with every caller known, LLVM inlines and deletes across the old module lines."""
-    internalize(module, keep={ENTRY_POINT})
+    pipeline: with every caller known, LLVM inlines and deletes across the old module lines.
+    Returns the module (see internalize)."""
+    module = internalize(module, keep={ENTRY_POINT})
     if optimize:
         run_pipeline(module, WHOLE_PROGRAM_PIPELINE)
     module.verify()
+    return module

@@ -221,7 +221,9 @@ def _program_main_module(allexe: Allexe, name: str, internalize_main: bool):
     main.linkage = "external"
     main.visibility = "default"  # a hidden main must still be callable from the dispatcher
     if internalize_main:
-        internalize(module, keep={main.name})
+        # Several programs may replace operator new: each keeps its own, for its own code (the
+        # C++ runtime's calls reach the runtime's).
+        module = internalize(module, keep={main.name}, keep_replacements=False)
     return module
 
 

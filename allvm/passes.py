@@ -111,6 +111,8 @@ def _run_step(module, step: str, machine) -> None:
 
     binding = llvm()
     if step == _INTERNALIZE:
+        # In place: definitions stay in their comdats here (the module cannot be replaced);
+        # alltogether and allmux take them out.
         internalize(module, keep={ENTRY_POINT})
         return
     level = _DEFAULT.fullmatch(step)

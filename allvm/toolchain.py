@@ -56,57 +56,21 @@ def is_gnu(triple: str) -> bool:
     return triple.rsplit("-", 1)[-1].startswith("gnu")
 
 
-def _host_glibc() -> str:
-    """The host glibc version, so gnu programs link against the libc they will run with."""
-    return (os.confstr("CS_GNU_LIBC_VERSION") or "glibc 2.36").split()[-1]
-
-
-def link_flags(triple: str, *, libc: bool = True) -> list[str]:
-    """`zig cc`'s flags for an executable of TRIPLE: static musl, or dynamic against the host
-    glibc. Without `libc` (the program carries its own), static and with no library at all:
-    the caller gives the native runtime."""
-    from allvm.cache import CODEGEN_OPT_LEVEL
-
-    if not libc:
-        flags = ["-target", MUSL_TARGET, "-static", "-nostdlib"]
-    elif is_gnu(triple):
-        flags = ["-target", f"{GNU_TARGET}.{_host_glibc()}", "-lm"]
-    else:
-        flags = ["-target", MUSL_TARGET, "-static"]
-    # -O: zig links its libc builds in the mode given (without it, a Debug musl: 10x larger
-    # and slower); the same mode `make` warms.
-    return [*flags, f"-O{CODEGEN_OPT_LEVEL}", "-s"]
-
-
-def link_executable(objects: list[str], triple: str, output: str, *, libc: bool = True) -> None:
-    """Link objects into an executable for TRIPLE (see link_flags)."""
-    try:
-        zig_link(link_flags(triple, libc=libc), objects, output)
-    except AllvmError as e:
-        import re
-
-        undefined = re.findall(r"undefined symbol: (\S+)", str(e))
-        if undefined:
-            more = f" (and {len(set(undefined)) - 1} more)" if len(set(undefined)) > 1 else ""
-            raise AllvmError(f"Program used external function '{undefined[0]}' which could "
-                             f"not be resolved!{more}") from None
-        raise
-
-
 # The placeholders of a recorded lld command line.
 _OBJECTS, _OUTPUT = "{objects}", "{output}"
 
 
-def zig_link(flags: list[str], objects: list[str], output: str) -> None:
-    """Link like `zig cc FLAGS OBJECTS -o OUTPUT`, calling zig's lld directly when possible.
+def zig_link(flags: list[str], objects: list[str], output: str, *, driver: str = "cc") -> None:
+    """Link like `zig cc FLAGS OBJECTS -o OUTPUT` (or `zig c++`, whose link adds the C++
+    runtime), calling zig's lld directly when possible.
 
     `zig cc` checks its libc builds on every call before it runs lld: two thirds of a 90 ms
     link of cached objects, paid by every start on the JIT path. The lld command line it
     runs depends on FLAGS only, so it is recorded once (`zig cc -###`) and replayed.
     """
-    recipe = _recorded_link(flags)
+    recipe = _recorded_link(driver, flags)
     if recipe is None:
-        _link_and_record(flags, objects, output)
+        _link_and_record(driver, flags, objects, output)
         return
     args = []
     for token in recipe:
@@ -114,41 +78,41 @@ def zig_link(flags: list[str], objects: list[str], output: str) -> None:
     run_zig("ld.lld", args, "linking")
 
 
-def link_record_path(flags: list[str]) -> str:
-    """Where the lld command for FLAGS is recorded: zig's cache directory, keyed by the flags
-    and the zig binary (another zig prints another command)."""
+def link_record_path(flags: list[str], driver: str = "cc") -> str:
+    """Where the lld command for FLAGS is recorded: zig's cache directory, keyed by the driver,
+    the flags and the zig binary (another zig prints another command)."""
     from _blake2 import blake2b
 
     zig = os.stat(zig_binary())
-    key = json.dumps([flags, zig.st_size, zig.st_mtime_ns]).encode()
+    key = json.dumps([driver, flags, zig.st_size, zig.st_mtime_ns]).encode()
     return os.path.join(zig_cache_dir(),
                         f"allvm-link-{blake2b(key, digest_size=10).hexdigest()}.json")
 
 
-def _recorded_link(flags: list[str]) -> list[str] | None:
+def _recorded_link(driver: str, flags: list[str]) -> list[str] | None:
     """lld's arguments for FLAGS, with placeholders for the objects and the output, if a
     usable record of them exists."""
     try:
-        with open(link_record_path(flags)) as f:
+        with open(link_record_path(flags, driver)) as f:
             recipe = json.load(f)
     except (OSError, ValueError):
         return None
     return recipe if isinstance(recipe, list) and _files_exist(recipe) else None
 
 
-def _link_and_record(flags: list[str], objects: list[str], output: str) -> None:
-    """Link through `zig cc -###`, which links and prints the commands it runs, and record
-    the final lld command with placeholders for the objects and the output.
+def _link_and_record(driver: str, flags: list[str], objects: list[str], output: str) -> None:
+    """Link through `zig cc -###` (or `zig c++ -###`), which links and prints the commands it
+    runs, and record the final lld command with placeholders for the objects and the output.
 
     It runs from `/`: zig prints its cache's paths relative to a working directory above the
     cache (and keys its libc builds by that form); from `/` they are absolute.
     """
     objects = [os.path.abspath(o) for o in objects]
     output = os.path.abspath(output)
-    printed = run_zig("cc", [*flags, *objects, "-o", output, "-###"], "linking", cwd="/")
+    printed = run_zig(driver, [*flags, *objects, "-o", output, "-###"], "linking", cwd="/")
     recipe = _printed_link(printed.stderr + printed.stdout, objects, output)
     if recipe is not None and _files_exist(recipe):
-        _save_record(link_record_path(flags), recipe)
+        _save_record(link_record_path(flags, driver), recipe)
 
 
 def _printed_link(printed: str, objects: list[str], output: str) -> list[str] | None:
@@ -184,25 +148,3 @@ def _save_record(path: str, recipe: list[str]) -> None:
             os.unlink(temp)
         except OSError:
             pass
-
-
-def warm_platform() -> None:
-    """Make zig build every libc piece the tools' links use, once (about a minute), so no
-    user command pays for it: the links of the JIT path and of allready (musl), and the gnu
-    link. Each goes through `link_executable` as the tools' own do, which also records the
-    lld command they replay."""
-    import tempfile
-
-    with tempfile.TemporaryDirectory(prefix="allvm-warm-") as tmp:
-        for triple in (MUSL_TARGET, GNU_TARGET):
-            obj = os.path.join(tmp, f"{triple}.o")
-            src = os.path.join(tmp, "warm.c")
-            with open(src, "w") as f:
-                f.write("int main(void) { return 0; }\n")
-            run_zig("cc", ["-target", triple, "-O2", "-c", src, "-o", obj],
-                    "warming the platform", cwd="/")
-            link_executable([obj], triple, os.path.join(tmp, f"{triple}.out"))
-
-
-if __name__ == "__main__":
-    warm_platform()

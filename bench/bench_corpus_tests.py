@@ -18,7 +18,7 @@ sys.path[:0] = [str(HERE), str(HERE.parent)]
 from common import Command, Result, print_table, ratio_record  # noqa: E402
 
 from corpus import run as corpus_run  # noqa: E402
-from corpus.packages import PACKAGES  # noqa: E402
+from corpus.recipes import PACKAGES, run_tests  # noqa: E402
 
 PACKAGE = "coreutils"
 TIMED_MODES = {"native": "native programs", "static": "alley (cached static binaries)"}
@@ -36,7 +36,7 @@ def figure(s) -> list[dict]:
     for _ in range(max(1, s.runs // 3)):
         for name in TIMED_MODES:
             start = time.perf_counter()
-            checks = PACKAGES[PACKAGE].tests(tree, modes[name])
+            checks = run_tests(PACKAGES[PACKAGE], tree, modes[name])
             results[name].times.append(time.perf_counter() - start)
             passed[name] = f"{sum(c.passed for c in checks)}/{len(checks)}"
     native, alley = results["native"], results["static"]

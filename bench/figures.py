@@ -36,7 +36,8 @@ from demo import PROGRAMS as DEMO_PROGRAMS  # noqa: E402
 from allvm.packaging.debian import fetch_source  # noqa: E402
 from allvm.toolchain import MUSL_TARGET, zig_command, zig_env  # noqa: E402
 from corpus import run as corpus_run  # noqa: E402
-from corpus.packages import PACKAGES as CORPUS_PACKAGES  # noqa: E402
+from corpus.recipes import PACKAGES as CORPUS_PACKAGES  # noqa: E402
+from corpus.recipes import build_variables, run_build  # noqa: E402
 
 WORK = ROOT / "build" / "bench"
 SOURCES = ROOT / "build" / "bench-src"
@@ -107,6 +108,14 @@ class Program:
     prepare: Callable[[Path], tuple[list[Path], list[str]]]  # source tree -> sources, flags
     workload: Callable[[Settings], list[str]]  # the program's arguments
     libs: list[str] = field(default_factory=list)
+    cxx: bool = False  # a C++ program: allc++, zig c++, g++
+
+    @property
+    def compilers(self) -> dict[str, str]:
+        """The wrapper and the baselines' labels for this program's language."""
+        if self.cxx:
+            return {"allcc": "allc++", "zig": "zig c++ -O2 static", "gcc": "g++ -O2"}
+        return {"allcc": "allcc", "zig": "zig cc -O2 static", "gcc": "gcc -O2"}
 
 
 def bzip2_sources(tree: Path) -> tuple[list[Path], list[str]]:
@@ -236,15 +245,27 @@ def sqlite3_workload(s: Settings) -> list[str]:
     return [":memory:", f".read {sql}"]
 
 
+def lzip_sources(tree: Path) -> tuple[list[Path], list[str]]:
+    """lzip (C++), as its Makefile compiles it."""
+    return sorted(tree.glob("*.cc")), ['-DPROGVERSION="1.23"']
+
+
+def lzip_workload(s: Settings) -> list[str]:
+    """Figure 3's bzip2 input, compressed at lzip's default level to stdout."""
+    return bzip2_workload(s)
+
+
 PROGRAMS = [
     Program("bzip2", "bzip2", bzip2_sources, bzip2_workload),
     Program("lua", "lua5.4", lua_sources, lua_workload, ["-lm"]),
     Program("sqlite3", "sqlite3", sqlite3_sources, sqlite3_workload, ["-lm"]),
+    Program("lzip", "lzip", lzip_sources, lzip_workload, cxx=True),
 ]
 
 
 def build_allexe(p: Program, sources: list[Path], flags: list[str]) -> Path:
-    """allcc -O2 each source, link with allcc, wllvm-extract the program's bitcode."""
+    """allcc (allc++) -O2 each source, link with it, wllvm-extract the program's bitcode."""
+    wrapper = tool(p.compilers["allcc"])
     out = WORK / "allcc" / p.name
     out.mkdir(parents=True, exist_ok=True)
     allexe = WORK / f"{p.name}.allexe"
@@ -253,10 +274,10 @@ def build_allexe(p: Program, sources: list[Path], flags: list[str]) -> Path:
     objects = []
     for i, source in enumerate(sources):
         obj = out / f"{i}-{source.stem}.o"
-        run([tool("allcc"), "-O2", *flags, "-c", str(source), "-o", str(obj)])
+        run([wrapper, "-O2", *flags, "-c", str(source), "-o", str(obj)])
         objects.append(str(obj))
     binary = out / p.name
-    run([tool("allcc"), "-O2", *objects, "-o", str(binary), *p.libs])
+    run([wrapper, "-O2", *objects, "-o", str(binary), *p.libs])
     run([tool("wllvm-extract"), str(binary), "-o", str(allexe), "-f"])
     return allexe
 
@@ -264,26 +285,28 @@ def build_allexe(p: Program, sources: list[Path], flags: list[str]) -> Path:
 def native_commands(p: Program, sources: list[Path], flags: list[str]) -> dict[str, list[str]]:
     """The baselines' build commands: the same sources and flags as the allcc build."""
     files = [str(s) for s in sources]
+    labels = p.compilers
     return {
-        "zig cc -O2 static": zig_command("cc", "-target", MUSL_TARGET, "-O2", "-static", "-s",
-                                         *flags, *files, "-o", str(WORK / f"{p.name}.zig"),
-                                         *p.libs),
-        "gcc -O2": ["gcc", "-O2", "-s", *flags, *files, "-o", str(WORK / f"{p.name}.gcc"),
-                    *p.libs],
+        labels["zig"]: zig_command("c++" if p.cxx else "cc", "-target", MUSL_TARGET, "-O2",
+                                   "-static", "-s", *flags, *files, "-o",
+                                   str(WORK / f"{p.name}.zig"), *p.libs),
+        labels["gcc"]: ["g++" if p.cxx else "gcc", "-O2", "-s", *flags, *files, "-o",
+                        str(WORK / f"{p.name}.gcc"), *p.libs],
     }
 
 
 def build_note(p: Program, baseline: str) -> str:
     """How both binaries were built (sources abbreviated: the same list for every build)."""
     sources, flags = p.prepare(Path(fetch_source(p.package, str(SOURCES))))
-    shown = f"<{len(sources)} C files of Debian {p.package}>"
-    allcc = (f"allcc -O2 {' '.join(flags)} -c each; allcc -O2 *.o -o {p.name} "
+    shown = f"<{len(sources)} {'C++' if p.cxx else 'C'} files of Debian {p.package}>"
+    wrapper = p.compilers["allcc"]
+    allcc = (f"{wrapper} -O2 {' '.join(flags)} -c each; {wrapper} -O2 *.o -o {p.name} "
              f"{' '.join(p.libs)}; wllvm-extract {p.name}; allready {p.name}.allexe")
     argv = native_commands(p, sources, flags)[baseline]
     native = " ".join(shown if a == str(sources[0]) else a for a in argv
                       if a not in map(str, sources[1:]))
-    libc = ("; gcc links glibc dynamically (Debian's default), allready and zig cc link musl "
-            "statically" if baseline == "gcc -O2" else "")
+    libc = (f"; {p.compilers['gcc'].split()[0]} links glibc dynamically (Debian's default), "
+            "allready and zig link musl statically" if baseline == p.compilers["gcc"] else "")
     generated = ("; the C files are the amalgamation and shell from sqlite's own `configure && "
                  "make sqlite3.c shell.c`" if p.name == "sqlite3" else "")
     return f"built by: {allcc} | baseline: {native}{libc}{generated}"
@@ -314,16 +337,35 @@ def fig3_programs(s: Settings) -> list[dict]:
     for p in PROGRAMS:
         binaries = build_program(p)
         args = p.workload(s)
-        labels = ("zig cc -O2 static", "gcc -O2", "allready")
+        labels = (p.compilers["zig"], p.compilers["gcc"], "allready")
         results = by_label(measure([Command(label, [binaries[label], *args]) for label in labels],
                                    runs=s.runs))
         print_table(f"fig 3: {p.name} (Debian source)", list(results.values()),
-                    baseline="zig cc -O2 static")
+                    baseline=labels[0])
         for baseline in labels[:2]:
             records.append(ratio_record(f"3 {p.name}", results["allready"], results[baseline],
                                         goal="≤ 1.02×", goal_max=1.02,
                                         note=build_note(p, baseline)))
     return records
+
+
+def fig8_cxx_start(s: Settings) -> list[dict]:
+    """A C++ program's start on alley's JIT path: cold (empty cache: compile, link with the
+    C++ runtime) against warm (objects cached: link only)."""
+    allexe = build_program(next(p for p in PROGRAMS if p.cxx))["allexe"]
+    cold, warm = WORK / "cache-cxx-cold", WORK / "cache-cxx-warm"
+    shutil.rmtree(warm, ignore_errors=True)
+    run([tool("alley"), "-noexec", allexe], env=cache_env(warm))
+    argv = [tool("alley"), allexe, "--version"]
+    commands = [Command("alley cold", argv, env=cache_env(cold),
+                        before=lambda: shutil.rmtree(cold, ignore_errors=True)),
+                Command("alley warm", argv, env=cache_env(warm))]
+    results = by_label(measure(commands, runs=s.runs))
+    print_table("fig 8: lzip (C++) --version on the JIT path", list(results.values()),
+                baseline="alley warm")
+    return [ratio_record("8 C++ start (lzip)", results["alley cold"], results["alley warm"],
+                         note="cold: empty cache, every module compiled and linked with the C++ "
+                              "runtime; warm: objects cached, only the link")]
 
 
 # --- figure 4: alltogether + allready against allready ---------------------------------------
@@ -381,7 +423,9 @@ def coreutils_build(label: str, cc: str, extra_flags: list[str]) -> Path:
     if not stamp.exists():
         print(f"fig 5: building coreutils ({label}: CC={cc} {' '.join(extra_flags)})",
               flush=True)
-        COREUTILS.build(tree, corpus_run.tool_env(), SOURCES / f"{label}.log", cc, extra_flags)
+        run_build(COREUTILS, tree, corpus_run.tool_env(), SOURCES / f"{label}.log",
+                  build_variables(COREUTILS, tree, corpus_run.WORK, cc=cc,
+                                  extra=" ".join(extra_flags)))
         stamp.write_text("")
     return tree
 
@@ -491,8 +535,8 @@ def allready_allexes(s: Settings) -> list[str]:
     if s.quick:
         allexes = [os.path.join(DEMO_BUILD, f"{n}.allexe") for n in DEMO_PROGRAMS]
         return allexes + [build_program(p)["allexe"] for p in PROGRAMS if p.name != "sqlite3"]
-    return [str(a) for package in corpus_run.PACKAGES
-            for a in corpus_allexes(package)[1].values()]
+    return [str(a) for name, package in CORPUS_PACKAGES.items() if not package.library
+            for a in corpus_allexes(name)[1].values()]
 
 
 def fig6_allready(s: Settings) -> list[dict]:
@@ -553,6 +597,7 @@ FIGURES = [
     ("5", "allmux sizes and start-up", fig5_allmux),
     ("6", "allready -j1 vs -j2", fig6_allready),
     ("7", "coreutils' tests under alley vs native", bench_corpus_tests.figure),
+    ("8", "a C++ program's cold vs warm JIT start", fig8_cxx_start),
     ("9", "the platform in IR: alltogether -platform-ir vs zig cc (-flto)", fig9_platform_ir),
     ("10", "allready on 2 Dask workers vs -j2 / -j1", fig10_cluster),
 ]

@@ -24,7 +24,16 @@ from allvm.errors import AllvmError
 from allvm.packaging.debian import fetch_source
 from allvm.packaging.wllvm import Extraction
 from allvm.toolchain import MUSL_TARGET, zig_command, zig_env
-from corpus.packages import CORPUS_DIR, PACKAGES, BuildError, Mode
+from corpus.recipes import (
+    CORPUS_DIR,
+    PACKAGES,
+    BuildError,
+    Mode,
+    build_variables,
+    find_programs,
+    run_build,
+    run_tests,
+)
 
 BIN = Path(sys.executable).parent
 MODES = ("native", "jit", "static")
@@ -46,12 +55,19 @@ def tool_env(**extra: str) -> dict[str, str]:
     return env
 
 
-def build(package, tree: Path, log: Path) -> None:
+def build(package, tree: Path, log: Path, work_root: Path) -> None:
+    """Build the package with allcc (once: a stamp marks a finished build), after the corpus
+    libraries it needs."""
     if (tree / BUILT_STAMP).exists():
         return
+    for need in package.needs:
+        say(package.name, f"building the corpus library {need}")
+        library_tree = Path(fetch_source(need, str(work_root / "src")))
+        (work_root / need).mkdir(parents=True, exist_ok=True)
+        build(PACKAGES[need], library_tree, work_root / need / "build.log", work_root)
     log.write_text("")
-    package.build(tree, tool_env(), log)
-    missing = [p for p in package.find_programs(tree) if not (tree / p).is_file()]
+    run_build(package, tree, tool_env(), log, build_variables(package, tree, work_root))
+    missing = [p for p in find_programs(package, tree) if not (tree / p).is_file()]
     if missing:
         raise BuildError(f"the build made no {', '.join(missing)} (see {log})")
     (tree / BUILT_STAMP).write_text("")
@@ -133,6 +149,7 @@ def prepare_modes(programs: list[str], tree: Path, work: Path, allexes: dict[str
         bindir = work / "bin" / name
         bindir.mkdir(parents=True, exist_ok=True)
         env = tool_env()
+        env["PATH"] = f"{bindir}{os.pathsep}{env['PATH']}"  # a test's commands find the mode's
         mode_allexes = (with_platform_ir(allexes, work, result) if name == "platform-ir"
                         else allexes)
         for program in programs:
@@ -170,16 +187,17 @@ def package_allexes(name: str, work_root: Path,
     say(name, "fetching the Debian source")
     tree = Path(fetch_source(name, str(work_root / "src")))
     say(name, f"building with allcc (log: {work / 'build.log'})")
-    build(package, tree, work / "build.log")
-    programs = package.find_programs(tree)
+    build(package, tree, work / "build.log", work_root)
+    programs = find_programs(package, tree)
     result["programs"] = len(programs)
     say(name, f"extracting {len(programs)} program(s)")
     return tree, programs, extract(programs, tree, work / "allexes", result)
 
 
 def new_result(name: str) -> dict:
-    return {"package": name, "programs": len(PACKAGES[name].programs), "allexes": 0,
-            "ir_share": 0.0, "modes": {}, "failures": [], "notes": PACKAGES[name].notes}
+    package = PACKAGES[name]
+    return {"package": name, "language": package.language, "programs": len(package.programs),
+            "allexes": 0, "ir_share": 0.0, "modes": {}, "failures": [], "notes": package.notes}
 
 
 def run_package(name: str, work_root: Path, modes_run: tuple[str, ...] = MODES) -> dict:
@@ -194,7 +212,7 @@ def run_package(name: str, work_root: Path, modes_run: tuple[str, ...] = MODES) 
         for mode in prepare_modes(programs, tree, work, allexes, result, modes_run):
             say(name, f"testing: {MODE_TITLES[mode.name]}")
             mode_start = time.monotonic()
-            checks = package.tests(tree, mode)
+            checks = run_tests(package, tree, mode)
             outcomes[mode.name] = {c.name: c.passed for c in checks}
             passed = sum(c.passed for c in checks)
             result["modes"][mode.name] = {"passed": passed, "total": len(checks),
@@ -260,6 +278,36 @@ def results_name(modes_run: tuple[str, ...]) -> str:
     return "results" if modes_run == MODES else "-".join(["results", *modes_run[1:]])
 
 
+def programs_row(label: str, results: list[dict], modes_run: tuple[str, ...]) -> str:
+    """A totals row: programs, allexes and programs passing (with their share)."""
+    programs = sum(r["programs"] for r in results)
+    passing = sum(r.get("programs_passing", 0) for r in results)
+    return (f"| **{label}** | | {programs} | {sum(r['allexes'] for r in results)} | |"
+            + " |" * len(modes_run) + f" **{passing} ({passing / max(programs, 1):.0%})** |")
+
+
+def results_table(results: dict[str, dict], order: list[str],
+                  modes_run: tuple[str, ...]) -> list[str]:
+    """The results table, grouped by language, with totals per language and over all."""
+    lines = ["| package | language | programs | allexes | IR share | "
+             + " | ".join(f"tests: {MODE_TITLES[m]}" for m in modes_run)
+             + " | programs passing in every mode |",
+             "| --- " * (len(modes_run) + 6) + "|"]
+    languages = sorted({results[n].get("language", "C") for n in order})
+    for language in languages:
+        names = [n for n in order if results[n].get("language", "C") == language]
+        for n in names:
+            r = results[n]
+            lines.append(f"| {n} | {language} | {r['programs']} | {r['allexes']} | "
+                         f"{r['ir_share']:.0%} | "
+                         + " | ".join(mode_cell(r, m) for m in modes_run)
+                         + f" | {r.get('programs_passing', 0)} |")
+        if len(languages) > 1:
+            lines.append(programs_row(f"all {language}", [results[n] for n in names], modes_run))
+    lines.append(programs_row("all", [results[n] for n in order], modes_run))
+    return lines
+
+
 def write_results(results: dict[str, dict], directory: Path,
                   modes_run: tuple[str, ...] = MODES) -> None:
     order = [n for n in PACKAGES if n in results] + [n for n in results if n not in PACKAGES]
@@ -270,26 +318,14 @@ def write_results(results: dict[str, dict], directory: Path,
     lines = [
         "# Corpus results" + ("" if modes_run == MODES else f": {', '.join(others)}"),
         "",
-        "Built with `allcc` (target x86_64-linux-musl), one allexe per program by "
+        "Built with `allcc`/`allc++` (target x86_64-linux-musl), one allexe per program by "
         "`wllvm-extract`, each package's tests run against the native build and the allexes "
         f"({', '.join(others)}). Rebuild with `make corpus"
-        + ("`." if modes_run == MODES else f" MODES=\"{' '.join(modes_run)}\"`."),
+        + ("`" if modes_run == MODES else f" MODES=\"{' '.join(modes_run)}\"`")
+        + "; the recipes are corpus/packages.toml.",
         "",
-        "| package | programs | allexes | IR share | "
-        + " | ".join(f"tests: {MODE_TITLES[m]}" for m in modes_run)
-        + " | programs passing in every mode |",
-        "| --- " * (len(modes_run) + 5) + "|",
+        *results_table(results, order, modes_run),
     ]
-    for n in order:
-        r = results[n]
-        lines.append(f"| {n} | {r['programs']} | {r['allexes']} | {r['ir_share']:.0%} | "
-                     + " | ".join(mode_cell(r, m) for m in modes_run)
-                     + f" | {r.get('programs_passing', 0)} |")
-    programs = sum(results[n]["programs"] for n in order)
-    passing = sum(results[n].get("programs_passing", 0) for n in order)
-    lines.append(f"| **all** | {programs} | {sum(results[n]['allexes'] for n in order)} | |"
-                 + " |" * len(modes_run)
-                 + f" **{passing} ({passing / max(programs, 1):.0%})** |")
     lines += ["", "IR share: the fraction of linked translation units whose code is in the "
               "allexe as IR (the rest was assembled natively). A program passes when it became "
               "an allexe and every test of it that passes natively also passes in every other "
@@ -313,7 +349,8 @@ def write_results(results: dict[str, dict], directory: Path,
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="corpus", description=__doc__.split("\n\n")[0])
-    parser.add_argument("packages", nargs="*", help=f"default: all ({', '.join(PACKAGES)})")
+    programs = [n for n, p in PACKAGES.items() if p.programs or p.programs_glob]
+    parser.add_argument("packages", nargs="*", help=f"default: all ({', '.join(programs)})")
     parser.add_argument("--work", type=Path, default=WORK)
     parser.add_argument("--results", type=Path, default=CORPUS_DIR)
     parser.add_argument("--modes", default=",".join(MODES),
@@ -325,13 +362,14 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--modes: 'native' first, then some of {', '.join(MODE_TITLES)}")
     # A terminated run still puts the native programs back into the build trees.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
-    unknown = [p for p in args.packages if p not in PACKAGES]
+    unknown = [p for p in args.packages if p not in programs]
     if unknown:
-        parser.error(f"unknown package(s): {', '.join(unknown)}")
+        parser.error(f"unknown package(s): {', '.join(unknown)} (corpus libraries are built "
+                     "for the packages that need them)")
     results_file = args.results / f"{results_name(modes_run)}.json"
     results = ({r["package"]: r for r in json.loads(results_file.read_text())}
                if results_file.exists() else {})
-    names = args.packages or list(PACKAGES)
+    names = args.packages or programs
     for i, name in enumerate(names, 1):
         print(f"== {i}/{len(names)}: {name}", flush=True)
         results[name] = run_package(name, args.work.resolve(), modes_run)

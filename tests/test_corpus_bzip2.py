@@ -22,4 +22,4 @@ def test_bzip2_end_to_end(tmp_path):
     for mode in ("native", "jit", "static"):
         assert result["modes"][mode]["passed"] == result["modes"][mode]["total"] == 6, mode
     table = (tmp_path / "results.md").read_text()
-    assert "| bzip2 | 2 | 2 | 100% | 6/6 | 6/6 | 6/6 |" in table
+    assert "| bzip2 | C | 2 | 2 | 100% | 6/6 | 6/6 | 6/6 | 2 |" in table

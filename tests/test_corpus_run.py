@@ -1,10 +1,12 @@
-"""The corpus runner: how it starts allexes in place of native programs, and how it counts a
-program as passing (no test of it regresses under alley)."""
+"""The corpus runner: how it starts allexes in place of native programs, how it counts a
+program as passing (no test of it regresses under alley), and the recipes' format."""
 
 import subprocess
 
+import pytest
 from conftest import probe_allexe
 
+from corpus.recipes import Mode, load_packages, run_case
 from corpus.run import (
     build_launcher,
     exercised,
@@ -57,7 +59,7 @@ def test_the_platform_ir_mode_counts_and_reports_on_its_own(tmp_path):
               "failures": [], "programs_passing": 4}
     write_results({"coreutils": result}, tmp_path, modes)
     report = (tmp_path / "results-platform-ir.md").read_text()
-    assert "| coreutils | 5 | 5 | 100% | 2/2 | 1/2 | 4 |" in report
+    assert "| coreutils | C | 5 | 5 | 100% | 2/2 | 1/2 | 4 |" in report
     assert "tests: alltogether -platform-ir + allready" in report
     assert not (tmp_path / "results.md").exists()
 
@@ -83,3 +85,38 @@ def test_failures_carry_their_known_reason():
         "jit: tests/misc/seq.pl: FAIL — why"
     assert explained("seq: jit: tests/misc/seq.pl fails", reasons).endswith(" — why")
     assert explained("jit: tests/misc/seq.pl2: FAIL", reasons) == "jit: tests/misc/seq.pl2: FAIL"
+
+
+def test_recipes_are_data(tmp_path):
+    """packages.toml entries become Packages; a field the format lacks, or a `needs` that is
+    not a corpus library, is refused naming the entry."""
+    recipes = tmp_path / "packages.toml"
+    recipes.write_text('[lib]\nlanguage = "C"\nlibrary = true\nbuild = ["make"]\n'
+                       '[prog]\nlanguage = "C++"\nprograms = ["p"]\nneeds = ["lib"]\n'
+                       'build = ["make"]\ntest.make_check = "check"\n')
+    packages = load_packages(recipes)
+    assert packages["prog"].needs == ["lib"] and packages["lib"].library
+    recipes.write_text('[prog]\nlanguage = "C"\nbuild = []\nprogramz = ["p"]\n')
+    with pytest.raises(ValueError, match=r"\[prog\].*programz"):
+        load_packages(recipes)
+    recipes.write_text('[prog]\nlanguage = "C"\nbuild = []\nneeds = ["zlib"]\n')
+    with pytest.raises(ValueError, match=r"\[prog\] needs \['zlib'\]"):
+        load_packages(recipes)
+
+
+def test_command_cases(tmp_path):
+    """A case runs with the mode's programs first on PATH; stdout and exit status decide."""
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    (bindir / "greet").write_text("#!/bin/sh\necho hello \"$@\"\n")
+    (bindir / "greet").chmod(0o755)
+    (tmp_path / "expected").write_text("hello file\n")
+    mode = Mode("native", bindir, {"PATH": f"{bindir}:/usr/bin:/bin"}, tmp_path)
+    cases = [{"name": "text", "run": "greet world", "stdout": "hello world\n"},
+             {"name": "file", "run": "greet file", "stdout_file": "{work}/expected"},
+             {"name": "contains", "run": "greet x | tr a-z A-Z", "stdout_contains": "HELLO"},
+             {"name": "status", "run": "greet x; false"},
+             {"name": "wrong", "run": "greet you", "stdout": "hello world\n"}]
+    checks = [run_case(case, tmp_path, mode) for case in cases]
+    assert [c.passed for c in checks] == [True, True, True, False, False]
+    assert "expected b'hello world', got b'hello you'" in checks[-1].detail

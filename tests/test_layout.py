@@ -16,11 +16,17 @@ def module_imports() -> dict[str, set[str]]:
         imported = set()
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-                imported.add(node.module)
+                imported |= {_imported_module(node.module, alias.name) for alias in node.names}
             elif isinstance(node, ast.Import):
                 imported |= {alias.name for alias in node.names}
         graph[name.removesuffix(".__init__")] = {m for m in imported if m.startswith("allvm")}
     return graph
+
+
+def _imported_module(module: str, name: str) -> str:
+    """`from module import name`: the submodule `module.name` where there is one."""
+    path = PACKAGE.parent.joinpath(*module.split("."), name)
+    return f"{module}.{name}" if path.with_suffix(".py").exists() or path.is_dir() else module
 
 
 def reachable(graph: dict[str, set[str]], start: str) -> set[str]:

@@ -10,7 +10,9 @@ import pytest
 from conftest import compile_c
 
 from allvm import toolchain
-from allvm.toolchain import link_executable, link_flags, link_record_path
+from allvm.platform import Needs, link_flags
+from allvm.platform import link_executable as link_needs
+from allvm.toolchain import link_record_path
 
 MUSL = "x86_64-unknown-linux-musl"
 GNU = "x86_64-unknown-linux-gnu"
@@ -28,6 +30,10 @@ def zig_calls(monkeypatch):
 
     monkeypatch.setattr(toolchain, "run_zig", spy)
     return calls
+
+
+def link_executable(objects, triple, output):
+    link_needs(objects, Needs(triple), output)
 
 
 def hello_object(directory, target):

@@ -15,7 +15,7 @@ import sys
 import tempfile
 
 from allvm.packaging.wllvm import record_bitcode_path
-from allvm.toolchain import MUSL_TARGET, zig_command, zig_env
+from allvm.toolchain import MUSL_TARGET, is_gnu, zig_command, zig_env
 
 TARGET_VARIABLE = "ALLVM_CC_TARGET"
 
@@ -38,6 +38,8 @@ _NO_OBJECT = {"-E", "-M", "-MM", "-S", "-fsyntax-only", "-emit-llvm", "-###", "-
               "-dumpversion", "-dumpmachine", "--help"}
 # Dependency-file options: the bitcode compile must not write (or retarget) the .d file.
 _DEPENDENCY = {"-MD", "-MMD", "-MP", "-MG"}
+# Links that make no executable: they get no platform objects.
+_NOT_EXECUTABLE = {"-shared", "-r", "-nostdlib", "-nodefaultlibs", "-nostartfiles"}
 # Linker-only options, left out of the compile steps of a compile-and-link call.
 _LINK_ONLY = {"-shared", "-static", "-rdynamic", "-s", "-pie", "-no-pie", "-nostdlib",
               "-nostartfiles", "-nodefaultlibs"}
@@ -149,6 +151,19 @@ def base_options(invocation: Invocation) -> list[str]:
     return options + ["-fno-sanitize=undefined"]
 
 
+def platform_link_args(invocation: Invocation) -> list[str]:
+    """What the platform adds to a link of an executable (allvm.platform: the libc fixes for
+    musl), so a program built natively behaves like its allexe; nothing for other links."""
+    from allvm.platform import Needs, libc, link_inputs
+
+    chosen = [o[-1].removeprefix("--target=") for o in invocation.options
+              if o[0] in ("-target", "--target") or o[0].startswith("--target=")]
+    triple = chosen[-1] if chosen else target()
+    if is_gnu(triple) or invocation.has(*_NOT_EXECUTABLE):
+        return []
+    return [*libc.link_flags(), *link_inputs([], Needs(triple))]
+
+
 def zig_cc(cxx: bool, args: list[str], **kwargs) -> subprocess.Popen:
     return subprocess.Popen(zig_command("c++" if cxx else "cc", *args), env=zig_env(), **kwargs)
 
@@ -231,12 +246,16 @@ def compile_and_link(invocation: Invocation, cxx: bool) -> int:
                 return status
             link_inputs.append(obj)
         return zig_cc(cxx, [*base_options(invocation), *invocation.link_options(),
-                            "-Qunused-arguments", *link_inputs, "-o", output]).wait()
+                            "-Qunused-arguments", *link_inputs,
+                            *platform_link_args(invocation), "-o", output]).wait()
 
 
-def pass_through(argv: list[str], cxx: bool) -> int:
+def pass_through(argv: list[str], cxx: bool, *, link: bool = False) -> int:
+    """Run the command as it is (with allcc's base options); `link`: it links an executable
+    of objects, which gets the platform's additions."""
     invocation = Invocation(argv, cxx)
-    return zig_cc(cxx, [*base_options(invocation), *argv]).wait()
+    extra = platform_link_args(invocation) if link else []
+    return zig_cc(cxx, [*base_options(invocation), *argv, *extra]).wait()
 
 
 def main(argv: list[str], cxx: bool) -> int:
@@ -246,7 +265,8 @@ def main(argv: list[str], cxx: bool) -> int:
         return pass_through(argv, cxx)
     if invocation.has("-c"):
         return compile_only(invocation, cxx)
-    if not any(s.compiles for s in invocation.inputs) or not is_object_file(
-            invocation.output or "a.out"):
-        return pass_through(argv, cxx)  # a link of objects: the sections come along
+    if not is_object_file(invocation.output or "a.out"):
+        return pass_through(argv, cxx)
+    if not any(s.compiles for s in invocation.inputs):
+        return pass_through(argv, cxx, link=True)  # a link of objects: the sections come along
     return compile_and_link(invocation, cxx)

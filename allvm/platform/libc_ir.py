@@ -44,8 +44,6 @@ MEMBER_TRIPLE = "x86_64-unknown-linux-musl"
 KEEP_ATTRIBUTES = ("src/math/", "src/complex/", "src/fenv/", "src/string/", "src/malloc/")
 # The global a platform-IR program's main.bc defines: "link me with the native runtime only".
 MARKER = "__allvm_platform_libc_ir"
-# The platform word of a link target (see link_target).
-LIBC_IR = "libc-ir"
 INDEX = "index.json"
 ZIGC_MEMBER = "zigc.bc"
 # The native runtime a platform-IR program is linked with: START first, then its object, then
@@ -437,27 +435,13 @@ def reached_functions(module) -> list[str]:
     return [name.decode() for name in names if name]
 
 
-def link_target(module, triple: str) -> str:
-    """What a module's object is linked for: its triple, and `libc-ir` when it carries its
-    libc (cached with the object, so a cached object is linked the same way)."""
-    return f"{triple} {LIBC_IR}" if is_platform_ir(module) else triple
-
-
-def link_program(objects: list[str], target: str, output: str) -> None:
-    """Link a program's objects for `target` (see link_target): with the platform's libc, or,
-    for a program that carries its libc in IR, with the native runtime only."""
-    from allvm.toolchain import link_executable
-
-    triple, _, platform = target.partition(" ")
-    if platform != LIBC_IR:
-        link_executable(objects, triple, output)
-        return
+def native_runtime() -> tuple[str, list[str]]:
+    """The native runtime a program with its libc in IR is linked with: the start file (before
+    the program's objects) and the archives (after). Built on first use if missing."""
     root = platform_dir()
     if not os.path.exists(os.path.join(root, INDEX)):
         load(_to_stderr)  # built on first use (make setup builds it)
-    archives = [os.path.join(root, a) for a in ARCHIVES]
-    link_executable([os.path.join(root, START), *objects, *archives], triple, output,
-                    libc=False)
+    return os.path.join(root, START), [os.path.join(root, a) for a in ARCHIVES]
 
 
 def _to_stderr(message: str) -> None:

@@ -15,8 +15,9 @@ from collections.abc import Callable
 
 from allvm.errors import AllvmError
 from allvm.ir import ir_symbol, parse_module
-from allvm.link import ENTRY_POINT, WHOLE_PROGRAM_PIPELINE, internalize
+from allvm.link import WHOLE_PROGRAM_PIPELINE
 from allvm.platform.libc_ir import MARKER, START, PlatformIR, module_references
+from allvm.symbols import ENTRY_POINT, internalize
 
 # Calls the optimizer derives from the program's own (LLVM's library-call simplification):
 # selected with their source, so that one optimization round is usually enough.
@@ -58,7 +59,7 @@ def link_with_libc(program, platform: PlatformIR, *, optimize: bool = True,
         # what the native runtime calls (__libc_start_main) are called from outside the IR.
         _, needs = module_references(module)
         visible = defined & (native_needs | needs)
-        internalize(module, keep={ENTRY_POINT, *kept, *visible})
+        module = internalize(module, keep={ENTRY_POINT, *kept, *visible})
         reached = _reached(module, defined)
         _mark(module, reached)
         if optimize:

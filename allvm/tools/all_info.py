@@ -7,7 +7,8 @@ tool = Tool(
     "all-info",
     "List the modules of an allexe, each with its CRC-32 (its displayed identity).\n"
     "-imports adds the platform functions the program can reach: the external symbols left\n"
-    "after linking all its modules, each with the modules that reference it.",
+    "after linking all its modules, each with the modules that reference it, those of the\n"
+    "C++ runtime (libc++, libc++abi, libunwind) marked [C++ runtime].",
     "example:\n  all-info hello.allexe\n  Modules:\n  \tmain.bc (9561D0E4)\n"
     "  all-info -imports -json hello.allexe",
 )
@@ -18,13 +19,16 @@ tool.option("json", action="store_true", help="print one JSON object (for script
 
 
 def print_text(allexe: Allexe, imports: dict[str, list[str]] | None) -> None:
+    from allvm.platform.cxx import is_runtime_symbol
+
     print("Modules:")
     for entry in allexe.modules:
         print(f"\t{entry.name} ({entry.crc_hex})")
     if imports is not None:
         print("Imports:")
         for name, modules in imports.items():
-            print(f"\t{name} ({', '.join(modules)})")
+            provider = " [C++ runtime]" if is_runtime_symbol(name) else ""
+            print(f"\t{name} ({', '.join(modules)}){provider}")
 
 
 def print_json(allexe: Allexe, imports: dict[str, list[str]] | None) -> None:
@@ -33,7 +37,11 @@ def print_json(allexe: Allexe, imports: dict[str, list[str]] | None) -> None:
     info = {"modules": [{"name": e.name, "crc": e.crc_hex, "size": e.size,
                          "compressed_size": e.compressed_size} for e in allexe.modules]}
     if imports is not None:
-        info["imports"] = [{"name": name, "modules": modules} for name, modules in imports.items()]
+        from allvm.platform.cxx import is_runtime_symbol
+
+        info["imports"] = [{"name": name, "modules": modules,
+                            "provider": "C++ runtime" if is_runtime_symbol(name) else "libc"}
+                           for name, modules in imports.items()]
     print(json.dumps(info, indent=2))
 
 

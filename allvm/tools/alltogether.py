@@ -56,7 +56,7 @@ def run(args) -> int:
     else:
         if not args.disable_opt:
             info("Running optimizations...")
-        optimize_whole_program(merged, optimize=not args.disable_opt)
+        merged = optimize_whole_program(merged, optimize=not args.disable_opt)
     info("Creating merged module...")
     write_allexe(output, [(MAIN_MODULE, merged.as_bitcode())], force=args.force)
     info(f"Successfully wrote to '{output}'")

@@ -1,0 +1,159 @@
+"""The platform's libc fixes: where zig's libc (musl with parts replaced by zig's own code)
+differs from what musl does, a small object restores musl's behaviour.
+
+zig 0.17.1 implements parts of the libc in Zig (lib/c/*.zig), with these differences from musl
+(found by running the same edge cases against Debian's musl 1.2.3, musl-gcc):
+- `realloc(NULL, 0)`, `reallocarray(NULL, 0, n)` and `realloc(p, 0)` free and return NULL;
+  musl returns `malloc(0)`, a unique pointer that can be freed. gnulib's regex/dfa compiler
+  allocates zero elements that way and then dies with `memory exhausted`.
+- `tolower(EOF)` and `toupper(EOF)` return 255 (and `tolower(300)` 44): the argument is cut
+  to a byte; musl returns anything that is not a letter unchanged (a loop ending at EOF
+  after tolower never ends).
+- `memccpy` returns a pointer to the found byte instead of past it, and never NULL when
+  the byte is not found.
+- `posix_fadvise` and `posix_fallocate` return -1 and set errno; POSIX and musl return the
+  error number.
+- `rand`, `srand` and `rand_r` use another generator than musl's: a seeded sequence differs.
+
+zig's definitions are weak: the fixes are weak definitions too, which come first in the link
+(a program's own definition still wins). realloc must still reach zig's for every other size,
+so it is wrapped (`ld --wrap`): the link sends every call of `realloc` (the program's and
+libc's own) to `__wrap_realloc`, which calls zig's as `__real_realloc`.
+
+Only static musl programs get the fixes: a gnu program's libc is the host glibc, as it is.
+"""
+
+import os
+
+from allvm.errors import AllvmError
+from allvm.toolchain import MUSL_TARGET, run_zig, zig_binary, zig_cache_dir
+
+WRAPPED = ("realloc", "reallocarray")
+
+SOURCE = r"""
+#include <errno.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#define FIX __attribute__((weak))
+
+void *__real_realloc(void *, size_t);
+
+/* musl: a zero size gives what malloc(0) gives (never NULL unless out of memory), and the old
+   block is freed only when the new one exists. */
+void *__wrap_realloc(void *p, size_t n)
+{
+    if (n == 0) {
+        void *q = malloc(0);
+        if (q)
+            free(p);
+        return q;
+    }
+    return __real_realloc(p, n);
+}
+
+void *__wrap_reallocarray(void *p, size_t m, size_t n)
+{
+    if (n && m > SIZE_MAX / n) {
+        errno = ENOMEM;
+        return 0;
+    }
+    return __wrap_realloc(p, m * n);
+}
+
+FIX int tolower(int c) { return (unsigned)c - 'A' < 26 ? c | 32 : c; }
+FIX int toupper(int c) { return (unsigned)c - 'a' < 26 ? c & 0x5f : c; }
+
+FIX void *memccpy(void *restrict dest, const void *restrict src, int c, size_t n)
+{
+    unsigned char *d = dest;
+    const unsigned char *s = src;
+    for (; n; n--, d++, s++)
+        if ((*d = *s) == (unsigned char)c)
+            return d + 1;
+    return 0;
+}
+
+/* The error number is returned; errno stays as it was. */
+static int error_number(int saved_errno, long r)
+{
+    int e = r < 0 ? errno : 0;
+    errno = saved_errno;
+    return e;
+}
+
+FIX int posix_fadvise(int fd, off_t base, off_t len, int advice)
+{
+    int saved = errno;
+    return error_number(saved, syscall(SYS_fadvise64, fd, base, len, advice));
+}
+
+FIX int posix_fallocate(int fd, off_t base, off_t len)
+{
+    int saved = errno;
+    return error_number(saved, syscall(SYS_fallocate, fd, 0, base, len));
+}
+
+/* musl's generators: a 64-bit LCG for rand, a tempered 32-bit one for rand_r. */
+static uint64_t rand_seed;
+FIX void srand(unsigned s) { rand_seed = s - 1; }
+FIX int rand(void)
+{
+    rand_seed = 6364136223846793005ULL * rand_seed + 1;
+    return rand_seed >> 33;
+}
+
+static unsigned temper(unsigned x)
+{
+    x ^= x >> 11;
+    x ^= x << 7 & 0x9D2C5680;
+    x ^= x << 15 & 0xEFC60000;
+    x ^= x >> 18;
+    return x;
+}
+
+FIX int rand_r(unsigned *seed) { return temper(*seed = *seed * 1103515245 + 12345) / 2; }
+"""
+
+
+def link_flags() -> list[str]:
+    """The linker options that route the wrapped functions through the fixes."""
+    return [f"-Wl,--wrap={name}" for name in WRAPPED]
+
+
+def fix_object() -> str:
+    """The fixes' object (position-independent, for any kind of executable), compiled once
+    into zig's cache directory, named by a hash of its source and the compiler."""
+    from _blake2 import blake2b
+
+    zig = os.stat(zig_binary())
+    key = blake2b(f"{SOURCE}{zig.st_size}{zig.st_mtime_ns}".encode(), digest_size=10)
+    path = os.path.join(zig_cache_dir(), f"allvm-libc-fixes-{key.hexdigest()}.o")
+    if not os.path.exists(path):
+        _compile(path)
+    return path
+
+
+def _compile(path: str) -> None:
+    """Compile SOURCE to `path` atomically (concurrent first runs each write their own)."""
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    source, temp = f"{path}.{os.getpid()}.c", f"{path}.{os.getpid()}.tmp"
+    try:
+        with open(source, "w") as f:
+            f.write(SOURCE)
+        # -fno-builtin: clang must not turn memccpy's loop into a call of memccpy.
+        run_zig("cc", ["-target", MUSL_TARGET, "-O2", "-fPIC", "-fno-builtin", "-g0", "-c", source,
+                       "-o", temp],
+                "compiling the platform's libc fixes")
+        os.replace(temp, path)
+    except OSError as e:
+        raise AllvmError(f"could not write '{path}': {e.strerror}") from None
+    finally:
+        for leftover in (source, temp):
+            try:
+                os.unlink(leftover)
+            except OSError:
+                pass
