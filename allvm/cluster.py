@@ -75,19 +75,20 @@ class Admission(WorkerPlugin):
             await worker.set_resources(**{self.name: 1})
 
 
-def compile_stored(entry: ModuleEntry, stored: bytes, path: str) -> tuple[bytes, str]:
-    """On a worker: one module's object and triple, from its bytes as stored in `path`."""
+def compile_stored(entry: ModuleEntry, stored: bytes, path: str) -> tuple[bytes, object]:
+    """On a worker: one module's object and what it needs from the platform (an
+    allvm.platform.Needs), from its bytes as stored in `path`."""
     from allvm.codegen import compile_module
 
     return compile_module(inflate(entry, stored, path), entry.name)
 
 
-def link_objects(compiled: list[tuple[bytes, str]]) -> bytes:
-    """On a worker: the static binary of an allexe's objects (in module order), linked for the
-    main module's triple as a local Build links them."""
+def link_objects(compiled: list[tuple[bytes, object]]) -> bytes:
+    """On a worker: the static binary of an allexe's objects (in module order), linked with
+    what the program needs from the platform, as a local Build links them."""
     import tempfile
 
-    from allvm.toolchain import link_executable
+    from allvm.platform import link_executable, program_needs
 
     with tempfile.TemporaryDirectory(prefix="allvm-link-") as workdir:
         objects = []
@@ -96,7 +97,7 @@ def link_objects(compiled: list[tuple[bytes, str]]) -> bytes:
             with open(objects[-1], "wb") as f:
                 f.write(obj)
         output = os.path.join(workdir, "program")
-        link_executable(objects, compiled[0][1], output)
+        link_executable(objects, program_needs([needs for _, needs in compiled]), output)
         with open(output, "rb") as f:
             return f.read()
 

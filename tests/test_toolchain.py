@@ -43,7 +43,7 @@ def hello_object(directory, target):
 
 def forget_record(triple):
     try:
-        os.unlink(link_record_path(link_flags(triple)))
+        os.unlink(link_record_path(link_flags(Needs(triple))))
     except FileNotFoundError:
         pass
 
@@ -62,7 +62,7 @@ def test_recorded_once_then_lld_directly(tmp_path, zig_calls, triple):
     assert sorted(p.name for p in tmp_path.iterdir() if p.is_file()) == ["first", "hello.c",
                                                                           "hello.o"]
     assert not os.path.exists("/{output}")  # the placeholder is never an output
-    assert os.path.exists(link_record_path(link_flags(triple)))
+    assert os.path.exists(link_record_path(link_flags(Needs(triple))))
     link_executable([str(obj)], triple, str(tmp_path / "second"))
     assert zig_calls == ["cc-###", "ld.lld"]
     assert linked_program_runs(tmp_path / "first") and linked_program_runs(tmp_path / "second")
@@ -72,7 +72,7 @@ def test_recorded_once_then_lld_directly(tmp_path, zig_calls, triple):
                                     json.dumps(["o/1234/crt1.o", "{objects}"])])
 def test_corrupt_or_stale_record_is_recorded_again(tmp_path, zig_calls, record):
     obj = hello_object(tmp_path, MUSL)
-    with open(link_record_path(link_flags(MUSL)), "w") as f:
+    with open(link_record_path(link_flags(Needs(MUSL))), "w") as f:
         f.write(record)
     link_executable([str(obj)], MUSL, str(tmp_path / "prog"))
     assert zig_calls == ["cc-###"]
@@ -88,7 +88,7 @@ def test_paths_with_blanks(tmp_path, zig_calls):
     forget_record(MUSL)
     link_executable([str(obj)], MUSL, str(spaced / "out 1"))
     assert zig_calls == ["cc-###"]
-    assert not os.path.exists(link_record_path(link_flags(MUSL)))
+    assert not os.path.exists(link_record_path(link_flags(Needs(MUSL))))
     link_executable([str(hello_object(tmp_path, MUSL))], MUSL, str(tmp_path / "plain"))
     link_executable([str(obj)], MUSL, str(spaced / "out 2"))
     assert zig_calls[-1] == "ld.lld"
@@ -103,7 +103,7 @@ def test_recorded_from_above_zig_cache_names_absolute_paths(tmp_path, zig_calls,
     forget_record(MUSL)
     monkeypatch.chdir(os.path.dirname(toolchain.zig_cache_dir()))
     link_executable([str(obj)], MUSL, str(tmp_path / "first"))
-    with open(link_record_path(link_flags(MUSL))) as f:
+    with open(link_record_path(link_flags(Needs(MUSL)))) as f:
         recorded = json.load(f)
     assert all(os.path.isabs(t) for t in recorded if "/" in t and not t.startswith("-"))
     monkeypatch.chdir(tmp_path)
