@@ -40,17 +40,18 @@ def verdict(record: dict) -> str:
 
 
 def table(records: list[dict], date: str, host: str) -> str:
+    """The records as a Markdown table; a record rerun on its own (`--only`) carries its date."""
     rows = ["| figure | metric | contender | baseline | median ratio | min–max | runs | goal | "
             "result | date | machine |",
             "| --- | --- | --- | --- | ---: | ---: | ---: | --- | --- | --- | --- |"]
     for r in records:
         if r["metric"] == "not run":
             rows.append(f"| {r['figure']} | not run | | | | | | {r.get('goal', '')} | not run "
-                        f"| {date} | {host} |")
+                        f"| {r.get('date', date)} | {host} |")
             continue
         rows.append(f"| {r['figure']} | {r['metric']} | {r['contender']} | {r['baseline']} | "
                     f"{r['ratio']:.3f}× | {r['min']:.3f}–{r['max']:.3f} | {r['runs']} | "
-                    f"{r['goal']} | {verdict(r)} | {date} | {host} |")
+                    f"{r['goal']} | {verdict(r)} | {r.get('date', date)} | {host} |")
     return "\n".join(rows)
 
 

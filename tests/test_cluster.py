@@ -16,8 +16,9 @@ from allvm.allexe import Allexe
 from allvm.cache import object_key
 
 OTHER_CODEGEN = Path(__file__).parent / "data" / "other_codegen.py"
-# Modules that take about half a second each to compile: long enough to act while they run.
-SLOW_FUNCTIONS = 150
+# Modules that take a second or more each to compile: long enough to act while they run, also
+# when a loaded machine delays the test between seeing a compile and sending a signal.
+SLOW_FUNCTIONS = 400
 # Every server of the test on loopback only: also the HTTP one Dask starts without a dashboard.
 LOOPBACK = ("--host", "127.0.0.1", "--no-dashboard", "--dashboard-address", "127.0.0.1:0")
 
