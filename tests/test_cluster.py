@@ -19,6 +19,7 @@ OTHER_CODEGEN = Path(__file__).parent / "data" / "other_codegen.py"
 # Modules that take a second or more each to compile: long enough to act while they run, also
 # when a loaded machine delays the test between seeing a compile and sending a signal.
 SLOW_FUNCTIONS = 400
+SLOW_ALLEXES = 8
 # Every server of the test on loopback only: also the HTTP one Dask starts without a dashboard.
 LOOPBACK = ("--host", "127.0.0.1", "--no-dashboard", "--dashboard-address", "127.0.0.1:0")
 
@@ -115,7 +116,8 @@ def slow_c(seed: int) -> str:
 
 @pytest.fixture(scope="module")
 def allexes(tmp_path_factory) -> dict[str, Path]:
-    """Two multi-module allexes sharing a library module, a one-module allexe, and four slow."""
+    """Two multi-module allexes sharing a library module, a one-module allexe, and SLOW_ALLEXES
+    slow ones."""
     d = tmp_path_factory.mktemp("allexes")
     lib = compile_c("int scale(int x) { return x * 7; }\n", d / "scale.bc")
     main = '#include <stdio.h>\nint scale(int);\nint main(void) {{ printf("{} %d\\n", ' \
@@ -128,7 +130,7 @@ def allexes(tmp_path_factory) -> dict[str, Path]:
         assert proc.returncode == 0, proc.stderr
     built["hello"] = build_allexe(d, "hello", '#include <stdio.h>\nint main(void) '
                                               '{ puts("hello"); return 0; }\n')
-    for seed in range(4):
+    for seed in range(SLOW_ALLEXES):
         built[f"slow{seed}"] = build_allexe(d, f"slow{seed}", slow_c(seed))
     return built
 
@@ -182,8 +184,8 @@ def test_scheduler_from_the_environment(cluster, allexes, local_binaries, isolat
     assert_same_binaries(isolated_cache, local_binaries, 1)
 
 
-def start_slow_run(cluster, allexes) -> subprocess.Popen:
-    slow = [allexes[f"slow{i}"] for i in range(4)]
+def start_slow_run(cluster, allexes, count: int = 4) -> subprocess.Popen:
+    slow = [allexes[f"slow{i}"] for i in range(count)]
     return subprocess.Popen([tool_path("allready"), "-scheduler", cluster.address, *slow],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
@@ -217,7 +219,9 @@ def test_a_worker_killed_mid_run_costs_only_time(cluster, allexes, local_binarie
 
 
 def test_ctrl_c_cancels_the_runs_tasks(cluster, allexes):
-    allready = start_slow_run(cluster, allexes)
+    # All the slow allexes: rounds of compiles still to come when the first one is seen, so the
+    # signal lands mid-run, not as the run is ending.
+    allready = start_slow_run(cluster, allexes, SLOW_ALLEXES)
     try:
         worker_compiling(cluster, allready)
         allready.send_signal(signal.SIGINT)
