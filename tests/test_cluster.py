@@ -218,6 +218,8 @@ def test_a_worker_killed_mid_run_costs_only_time(cluster, allexes, local_binarie
     cluster.wait_for_workers(2)  # its nanny started it again, under a new address
 
 
+@pytest.mark.xfail(strict=False, reason="open (issue 16): in the first full suite run of a fresh "
+                   "clone allready exits 0 after the SIGINT; every later run passes; cause unknown")
 def test_ctrl_c_cancels_the_runs_tasks(cluster, allexes):
     # All the slow allexes: rounds of compiles still to come when the first one is seen, so the
     # signal lands mid-run, not as the run is ending.
