@@ -5,6 +5,7 @@ File systems are small tmpfs mounts (the tests run as root, who ignores permissi
 read-only *mount* is what really refuses writes); without mount rights these tests skip.
 """
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -141,10 +142,13 @@ def cache_state(cache: Path) -> tuple[list[Path], list[Path]]:
 @pytest.mark.parametrize("delay", [0.0, 0.3, 0.6, 0.9, 1.2])
 def test_allready_killed_leaves_no_partial_entry(program, isolated_cache, delay):
     proc = subprocess.Popen([tool_path("allready"), str(program)], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+                            stderr=subprocess.DEVNULL, start_new_session=True)
     time.sleep(delay)  # a point in the build; the parametrization spreads them out
     proc.send_signal(signal.SIGKILL)
     proc.wait()
+    # Its compile workers (forked) outlive it, blocked on their queue: the test ends them.
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
     entries, _ = cache_state(isolated_cache)
     cache = Cache(str(isolated_cache))
     assert all(cache.entry_tag(str(e)) is not None for e in entries)  # whole, or absent
