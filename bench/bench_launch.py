@@ -21,6 +21,7 @@ HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE), str(HERE.parent)]
 
 import bench_alley  # noqa: E402
+import bench_allmux  # noqa: E402
 from bench_alltogether import run, static_binary, tool  # noqa: E402
 from common import Command, measure, median_difference, ms, print_table, ratio_record  # noqa: E402
 
@@ -44,14 +45,9 @@ def without_shebang(allexe: Path, out: Path) -> Path:
     return out
 
 
-def named(target: Path, directory: Path, name: str) -> Path:
+def named(target: Path, directory: Path, name: str) -> str:
     """`directory/name` -> target: how a mux's program is chosen (argv[0])."""
-    directory.mkdir(parents=True, exist_ok=True)
-    link = directory / name
-    if link.is_symlink() or link.exists():
-        link.unlink()
-    link.symlink_to(target)
-    return link
+    return bench_allmux.symlink(str(target), str(directory), name)
 
 
 def programs(corpus_allexes) -> list[tuple[str, Path, str, list[str], str, float]]:
@@ -75,12 +71,12 @@ def commands(label: str, allexe: Path, name: str, args: list[str]) -> list[Comma
     bare = without_shebang(allexe, WORK / f"{name}.bare")
     directory = WORK / name
     return [
-        Command("static binary", [str(named(binary, directory / "binary", name)), *args]),
-        Command("./prog.allexe (#!)", [str(named(allexe, directory / "shebang", name)), *args],
+        Command("static binary", [named(binary, directory / "binary", name), *args]),
+        Command("./prog.allexe (#!)", [named(allexe, directory / "shebang", name), *args],
                 env=env),
-        Command("binfmt_misc", [str(named(bare, directory / "binfmt", name)), *args], env=env),
-        Command("alley prog.allexe", [tool("alley"), str(named(allexe, directory / "alley",
-                                                                name)), *args], env=env),
+        Command("binfmt_misc", [named(bare, directory / "binfmt", name), *args], env=env),
+        Command("alley prog.allexe", [tool("alley"), named(allexe, directory / "alley", name),
+                                      *args], env=env),
     ]
 
 
