@@ -497,8 +497,9 @@ static bytes read_file(int fd, size_t size) {
     return (bytes){data, data ? size : 0};
 }
 
-/* The allexe's key, from its launch record when that is current, else computed. */
-static int allexe_key(const char *path, launch_record *r, int *known) {
+/* The allexe's key: from its launch record when `records` allows and that is current, else
+ * computed. */
+static int allexe_key(const char *path, launch_record *r, int *known, int records) {
     int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
     struct stat st;
     if (fd < 0 || fstat(fd, &st) || !S_ISREG(st.st_mode) ||
@@ -508,7 +509,7 @@ static int allexe_key(const char *path, launch_record *r, int *known) {
         return 0;
     }
     identity id = identify(&st);
-    *known = read_record(id, r);
+    *known = records && read_record(id, r);
     if (*known) {
         close(fd);
         return 1;
@@ -554,15 +555,10 @@ static int cached_binary(launch_record *r, int *changed) {
  * where it leaves FILE to the Python alley. A diagnostic, and how the tests hold both sides
  * to one format. */
 static int print_key(const char *path) {
-    char key[KEY_MAX];
-    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
-    struct stat st;
-    bytes f = fd >= 0 && !fstat(fd, &st) && S_ISREG(st.st_mode) &&
-                      st.st_size <= ALLVM_DEFAULT_SIZE_LIMIT
-                  ? read_file(fd, st.st_size)
-                  : (bytes){NULL, 0};
-    int ok = f.data && static_binary_key(f, key);
-    puts(ok ? key : "defer");
+    launch_record r = {0};
+    int known;
+    int ok = allexe_key(path, &r, &known, 0);
+    puts(ok ? r.key : "defer");
     return ok ? 0 : 3;
 }
 
@@ -586,7 +582,7 @@ int main(int argc, char **argv) {
         return python(args, nargs, argv0);
     launch_record r = {0};
     int known = 0, changed = 0, fd = -1;
-    int have_key = allexe_key(args[0], &r, &known);
+    int have_key = allexe_key(args[0], &r, &known, 1);
     if (have_key)
         fd = cached_binary(&r, &changed);
     if (have_key && (!known || changed) && settled(r.allexe))

@@ -12,7 +12,8 @@ from allvm.signals import set_caller_ignored
 
 def main() -> int:
     argv = sys.argv[1:]
-    if len(argv) > 1 and argv[0] == "-ignored-signals" and _is_hex(argv[1]):
+    launched = len(argv) > 1 and argv[0] == "-ignored-signals" and _is_hex(argv[1])
+    if launched:
         set_caller_ignored(int(argv[1], 16))  # from the native launcher: not an option of ours
         del sys.argv[1:3]
         argv = argv[2:]
@@ -23,19 +24,20 @@ def main() -> int:
     if argv and not argv[0].startswith("-") and not policy_in_environment():
         # execs on a cache hit; returns otherwise
         run_cached(argv[0], [argv[0] if argv0 is None else argv0, *argv[1:]])
-    return _slow_main()
+    return _slow_main(launched)
 
 
 def _is_hex(text: str) -> bool:
     return bool(text) and all(c in "0123456789abcdef" for c in text)
 
 
-def _slow_main() -> int:
+def _slow_main(launched: bool) -> int:
     import argparse
 
-    from allvm.launcher import ensure_installed
+    if not launched:  # the script pip installs: the native launcher is built on its first use
+        from allvm.launcher import ensure_installed
 
-    ensure_installed()  # an install without `make` gets the native launcher on first use
+        ensure_installed()
 
     from allvm.cli import Tool
     from allvm.execute import run
