@@ -47,8 +47,9 @@ $(TEST_DEPS):
 	touch $@
 
 # The platform as IR (alltogether -platform-ir): musl as bitcode and the native runtime, built
-# once per zig into zig's cache (about three minutes on 2 cores; rebuilt when zig changes).
-$(PLATFORM_IR): $(PLATFORM_WARM)
+# once per zig into zig's cache (about three minutes on 2 cores; rebuilt when zig, the build or
+# the libc fixes change).
+$(PLATFORM_IR): $(PLATFORM_WARM) allvm/platform/libc_ir.py allvm/platform/libc.py
 	$(PY) -m allvm.platform.libc_ir
 	touch $@
 

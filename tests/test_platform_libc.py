@@ -1,7 +1,8 @@
 """The platform's libc fixes (allvm.platform.libc): where zig 0.17.1's libc differs from musl
 (realloc(NULL, 0) and reallocarray(NULL, 0, n) return NULL, musl's return malloc(0);
 tolower(EOF), memccpy, posix_fadvise's result, rand's sequence), every path that links the
-platform gives musl's answer: a native allcc build, alley's JIT path and its static binary."""
+platform gives musl's answer: a native allcc build, alley's JIT path and its static binary, and
+the program with its libc in IR (alltogether -platform-ir) on both paths."""
 
 import subprocess
 from pathlib import Path
@@ -29,13 +30,17 @@ def output(*command) -> str:
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
-    """The program built with allcc (linked in one step, and from an object), its allexe."""
+    """The program built with allcc (linked in one step, and from an object), its allexe, and
+    the allexe with its libc in IR."""
     directory = tmp_path_factory.mktemp("libc")
     for args in (["-O2", SOURCE, "-o", "prog"], ["-O2", "-c", SOURCE, "-o", "prog.o"],
                  ["prog.o", "-o", "from_object"]):
         proc = run_tool("allcc", *args, cwd=directory)
         assert proc.returncode == 0, proc.stderr
     proc = run_tool("wllvm-extract", directory / "prog", "-o", directory / "prog.allexe")
+    assert proc.returncode == 0, proc.stderr
+    proc = run_tool("alltogether", "-q", "-platform-ir", directory / "prog.allexe", "-o",
+                    directory / "prog-libc-ir.allexe")
     assert proc.returncode == 0, proc.stderr
     return directory
 
@@ -58,9 +63,10 @@ def test_native_allcc_build(built, program):
     assert output(built / program) == MUSL_ANSWERS
 
 
+@pytest.mark.parametrize("allexe", ["prog.allexe", "prog-libc-ir.allexe"])
 @pytest.mark.parametrize("path", [[], ["-force-static"]])
-def test_alley_paths(built, path):
-    assert output(tool_path("alley"), *path, built / "prog.allexe") == MUSL_ANSWERS
+def test_alley_paths(built, path, allexe):
+    assert output(tool_path("alley"), *path, built / allexe) == MUSL_ANSWERS
 
 
 def test_shared_library_links_get_no_platform_objects(tmp_path):

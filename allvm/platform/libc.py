@@ -20,7 +20,9 @@ zig's definitions are weak: the fixes are weak definitions too, which come first
 so it is wrapped (`ld --wrap`): the link sends every call of `realloc` (the program's and
 libc's own) to `__wrap_realloc`, which calls zig's as `__real_realloc`.
 
-Only static musl programs get the fixes: a gnu program's libc is the host glibc, as it is.
+Only static musl programs get the fixes: a gnu program's libc is the host glibc, as it is. A
+program that carries its libc in IR gets them as a member of the platform IR (`fix_member`), where
+renaming does what --wrap does in a native link (allvm.platform.libc_ir).
 """
 
 import os
@@ -133,11 +135,18 @@ def fix_object() -> str:
     key = blake2b(f"{SOURCE}{zig.st_size}{zig.st_mtime_ns}".encode(), digest_size=10)
     path = os.path.join(zig_cache_dir(), f"allvm-libc-fixes-{key.hexdigest()}.o")
     if not os.path.exists(path):
-        _compile(path)
+        _compile(path, "-fPIC")
     return path
 
 
-def _compile(path: str) -> None:
+def fix_member(path: str) -> None:
+    """The fixes as bitcode into `path`, for the platform IR. The wrappers take the wrapped
+    names; the platform IR renames the libc's own definitions to `__real_*`, so that every call
+    reaches a wrapper and a wrapper reaches the libc's function, as --wrap arranges natively."""
+    _compile(path, "-emit-llvm", *(f"-D__wrap_{name}={name}" for name in WRAPPED))
+
+
+def _compile(path: str, *flags: str) -> None:
     """Compile SOURCE to `path` atomically (concurrent first runs each write their own)."""
     os.makedirs(os.path.dirname(path), exist_ok=True)
     source, temp = f"{path}.{os.getpid()}.c", f"{path}.{os.getpid()}.tmp"
@@ -145,7 +154,7 @@ def _compile(path: str) -> None:
         with open(source, "w") as f:
             f.write(SOURCE)
         # -fno-builtin: clang must not turn memccpy's loop into a call of memccpy.
-        run_zig("cc", ["-target", MUSL_TARGET, "-O2", "-fPIC", "-fno-builtin", "-g0", "-c", source,
+        run_zig("cc", ["-target", MUSL_TARGET, "-O2", "-fno-builtin", "-g0", *flags, "-c", source,
                        "-o", temp],
                 "compiling the platform's libc fixes")
         os.replace(temp, path)

@@ -9,6 +9,9 @@ cache directory:
 
 - `members/*.bc`: every musl C file compiled to bitcode with zig's own flags, and `lib/c.zig`
   as one more member; an index of what each defines and strongly needs (archive semantics).
+  The platform's libc fixes (allvm.platform.libc) come first, so their definitions are the ones
+  chosen; where a native link wraps a libc function (`ld --wrap=realloc`), the fixes define it
+  and the member that defined it calls its own `__real_realloc`, as --wrap leaves it.
 - the native runtime, as ALLVM called the part of the platform that stays native: crt1.o, the
   `.s` files (libnone.a: syscalls with cancellation, clone, setjmp, x87 math...) and
   libcompiler_rt.a (memcpy and memset, which code generation itself emits calls to).
@@ -32,10 +35,11 @@ import sys
 from collections.abc import Callable
 
 from allvm.errors import AllvmError
+from allvm.platform import libc
 from allvm.toolchain import MUSL_TARGET, zig_binary, zig_cache_dir, zig_env
 
 # Bump when the layout or the content of a build changes.
-BUILD_FORMAT = 3
+BUILD_FORMAT = 4
 # At most this many compilers at once: the machines this runs on are small and shared.
 JOBS = 2
 # The triple every member is given, the one program modules for musl carry.
@@ -46,6 +50,7 @@ KEEP_ATTRIBUTES = ("src/math/", "src/complex/", "src/fenv/", "src/string/", "src
 MARKER = "__allvm_platform_libc_ir"
 INDEX = "index.json"
 ZIGC_MEMBER = "zigc.bc"
+FIXES_MEMBER = "fixes.bc"
 # The native runtime a platform-IR program is linked with: START first, then its object, then
 # the ARCHIVES (musl's .s files; compiler_rt).
 START, ARCHIVES = "crt1.o", ("libnone.a", "libcompiler_rt.a")
@@ -54,12 +59,12 @@ Progress = Callable[[str], None]
 
 
 def platform_dir() -> str:
-    """Where this zig's platform IR lives: zig's cache directory, keyed by the zig binary (a
-    new zig gets a new build)."""
+    """Where this zig's platform IR lives: zig's cache directory, keyed by the zig binary and
+    the libc fixes (a new zig or new fixes get a new build)."""
     from _blake2 import blake2b
 
     zig = os.stat(zig_binary())
-    key = json.dumps([BUILD_FORMAT, zig.st_size, zig.st_mtime_ns]).encode()
+    key = json.dumps([BUILD_FORMAT, zig.st_size, zig.st_mtime_ns, libc.SOURCE]).encode()
     return os.path.join(zig_cache_dir(),
                         f"allvm-platform-ir-{blake2b(key, digest_size=8).hexdigest()}")
 
@@ -122,8 +127,8 @@ def build(root: str, progress: Progress) -> None:
         os.makedirs(os.path.join(out, "members"))
         c_files = [c for c in compiles if _source(c).endswith(".c") and "/crt/" not in _source(c)]
         asm_files = [c for c in compiles if _source(c).endswith((".s", ".S"))]
-        members = _compile_members(c_files, out, progress)
-        members.append(_zig_member(out, progress))
+        members = [_fixes_member(out), *_compile_members(c_files, out, progress),
+                   _zig_member(out, progress)]
         index = {"format": BUILD_FORMAT, "members": members,
                  "natives": _native_runtime(asm_files, link, work, out),
                  "build_seconds": round(time.monotonic() - started, 1)}
@@ -224,6 +229,14 @@ def _member(command: list[str], path: str) -> list:
     return _finish_member(path, keep_attributes=keep)
 
 
+def _fixes_member(out: str) -> list:
+    """The platform's libc fixes as a member (they keep their attributes: memccpy's loop must
+    not become a call of memccpy)."""
+    path = os.path.join(out, "members", FIXES_MEMBER)
+    libc.fix_member(path)
+    return _finish_member(path, keep_attributes=True, libc_member=False)
+
+
 def _zig_member(out: str, progress: Progress) -> list:
     """zig's `lib/c.zig` (libzigc) as one member, in the mode zig builds it for -O2 links."""
     progress("  compiling zig's lib/c.zig to IR...")
@@ -274,15 +287,29 @@ def _aliases_as_functions(text: str) -> str:
     return re.sub(r"@([-\w$.]+)", lambda m: "@" + renamed.get(m[1], m[1]), text)
 
 
-def _finish_member(path: str, *, keep_attributes: bool) -> list:
-    """Rewrite a member (the musl triple; zig's aliases as functions; the attribute policy)
-    and index it: [name, symbols it defines, symbols it strongly needs]."""
+def _wrapped_as_real(text: str) -> str:
+    """A libc member that defines a function the fixes wrap: the definition, and the member's
+    own uses of it (which --wrap leaves alone too), become `__real_<name>`."""
+    defined = {name for name in libc.WRAPPED
+               if re.search(rf"^(define [^@\n]*@{name}\(|@{name} = )", text, re.MULTILINE)}
+    if not defined:
+        return text
+    return re.sub(r"@([-\w$.]+)",
+                  lambda m: f"@__real_{m[1]}" if m[1] in defined else m[0], text)
+
+
+def _finish_member(path: str, *, keep_attributes: bool, libc_member: bool = True) -> list:
+    """Rewrite a member (the musl triple; zig's aliases as functions; the wrapped functions of
+    a libc member as `__real_*`; the attribute policy) and index it: [name, symbols it defines,
+    symbols it strongly needs]."""
     from allvm.ir import llvm, parse_module, symbol_name
 
     context = llvm().create_context()  # one per member: a worker indexes hundreds
     with open(path, "rb") as f:
         text = str(parse_module(f.read(), path, context=context))
     text = _aliases_as_functions(_TRIPLE.sub(f'target triple = "{MEMBER_TRIPLE}"', text))
+    if libc_member:
+        text = _wrapped_as_real(text)
     if not keep_attributes and "llvm.experimental.constrained." not in text:
         text = _ATTRIBUTE_GROUP.sub(_without_inline_blockers, text)
     module = parse_module(text.encode(), path, context=context)
