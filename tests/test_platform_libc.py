@@ -1,6 +1,7 @@
 """The platform's libc fixes (allvm.platform.libc): where zig 0.17.1's libc differs from musl
 (realloc(NULL, 0) and reallocarray(NULL, 0, n) return NULL, musl's return malloc(0);
-tolower(EOF), memccpy, posix_fadvise's result, rand's sequence), every path that links the
+tolower(EOF), memccpy, posix_fadvise's result, rand's sequence, strtol's end pointer on overflow
+and errno without digits), every path that links the
 platform gives musl's answer: a native allcc build, alley's JIT path and its static binary, and
 the program with its libc in IR (alltogether -platform-ir) on both paths."""
 
@@ -19,7 +20,14 @@ MUSL_ANSWERS = ("realloc(NULL, 0): non-NULL\nreallocarray(NULL, 0, 8): non-NULL\
                 "tolower(EOF) -1 toupper(EOF) -1 tolower(300) 300 tolower('A') a toupper('z') Z\n"
                 "memccpy found 3, not found NULL\n"
                 "posix_fadvise 9 posix_fallocate 9 errno 0\n"
-                "rand 0 740882966 311430560 rand_r 363364348 1164617358\n")
+                "rand 0 740882966 311430560 rand_r 363364348 1164617358\n"
+                "strtol '99999999999999999999999x' 9223372036854775807 end 23 errno 34\n"
+                "strtol ' -0x' 0 end 3 errno 0\n"
+                "strtol '-' 0 end 0 errno 22\n"
+                "strtol '0x1g' 1 end 3 errno 0\n"
+                "strtol '08' 0 end 1 errno 0\n"
+                "strtoumax 18446744073709551615 end 23 errno 34 strtoul('-1') "
+                "18446744073709551615 errno 0 strtoll -9223372036854775808 errno 34\n")
 
 
 def output(*command) -> str:
@@ -56,6 +64,8 @@ def test_zig_alone_differs(tmp_path):
     assert "tolower(EOF) 255 toupper(EOF) 255 tolower(300) 44" in printed
     assert "memccpy found 2, not found non-NULL\n" in printed
     assert "posix_fadvise -1 posix_fallocate -1 errno 9\n" in printed
+    assert "strtol '99999999999999999999999x' 9223372036854775807 end 19 errno 34\n" in printed
+    assert "strtol '-' 0 end 0 errno 0\n" in printed
 
 
 @pytest.mark.parametrize("program", ["prog", "from_object"])

@@ -14,6 +14,10 @@ zig 0.17.1 implements parts of the libc in Zig (lib/c/*.zig), with these differe
 - `posix_fadvise` and `posix_fallocate` return -1 and set errno; POSIX and musl return the
   error number.
 - `rand`, `srand` and `rand_r` use another generator than musl's: a seeded sequence differs.
+- `strtol` and its family stop reading at the digit that overflows, so the end pointer lands
+  inside the number (C and musl: past all its digits, with ERANGE; coreutils then reports
+  `invalid suffix` instead of `too large`), and a subject without digits leaves errno alone
+  (musl: EINVAL).
 
 zig's definitions are weak: the fixes are weak definitions too, which come first in the link
 (a program's own definition still wins). realloc must still reach zig's for every other size,
@@ -34,6 +38,8 @@ WRAPPED = ("realloc", "reallocarray")
 
 SOURCE = r"""
 #include <errno.h>
+#include <inttypes.h>
+#include <limits.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -118,6 +124,92 @@ static unsigned temper(unsigned x)
 }
 
 FIX int rand_r(unsigned *seed) { return temper(*seed = *seed * 1103515245 + 12345) / 2; }
+
+/* musl's __intscan on a string: every digit of the subject is read, also past an overflow;
+   `lim` is the bound of the result type (odd: unsigned, whose negation wraps). */
+static unsigned digit(unsigned char c)
+{
+    return c - '0' < 10 ? c - '0' : (c | 32) - 'a' < 26 ? (c | 32) - 'a' + 10 : 255;
+}
+
+static unsigned long long intscan(const char *s, char **end, unsigned base,
+                                  unsigned long long lim)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    unsigned long long y = 0;
+    int neg = 0, overflow = 0;
+    if (end)
+        *end = (char *)s;
+    if (base > 36 || base == 1) {
+        errno = EINVAL;
+        return 0;
+    }
+    while (*p == ' ' || *p - '\t' < 5u)
+        p++;
+    if (*p == '+' || *p == '-')
+        neg = -(*p++ == '-');
+    if ((base == 0 || base == 16) && *p == '0') {
+        p++;
+        if ((*p | 32) == 'x') {
+            if (digit(p[1]) >= 16) {  /* "0x" without a hex digit: the number is the 0 */
+                if (end)
+                    *end = (char *)p;
+                return 0;
+            }
+            p++;
+            base = 16;
+        } else if (base == 0) {
+            base = 8;
+        }
+    } else {
+        if (base == 0)
+            base = 10;
+        if (digit(*p) >= base) {
+            errno = EINVAL;
+            return 0;
+        }
+    }
+    for (; digit(*p) < base; p++) {
+        if (y > (ULLONG_MAX - digit(*p)) / base)
+            overflow = 1;
+        else if (!overflow)
+            y = y * base + digit(*p);
+    }
+    if (end)
+        *end = (char *)p;
+    if (overflow) {
+        errno = ERANGE;
+        y = lim;
+        if (lim & 1)
+            neg = 0;
+    }
+    if (y >= lim) {
+        if (!(lim & 1) && !neg) {
+            errno = ERANGE;
+            return lim - 1;
+        } else if (y > lim) {
+            errno = ERANGE;
+            return lim;
+        }
+    }
+    return (y ^ neg) - neg;
+}
+
+#define STRTO(type, name, lim)                                                 \
+    FIX type name(const char *restrict s, char **restrict end, int base)      \
+    {                                                                          \
+        return intscan(s, end, base, lim);                                     \
+    }                                                                          \
+    FIX type __##name##_internal(const char *restrict s, char **restrict end, int base) \
+    {                                                                          \
+        return intscan(s, end, base, lim);                                     \
+    }
+STRTO(long, strtol, 0UL + LONG_MIN)
+STRTO(unsigned long, strtoul, ULONG_MAX)
+STRTO(long long, strtoll, LLONG_MIN)
+STRTO(unsigned long long, strtoull, ULLONG_MAX)
+STRTO(intmax_t, strtoimax, LLONG_MIN)
+STRTO(uintmax_t, strtoumax, ULLONG_MAX)
 """
 
 

@@ -4,6 +4,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -47,5 +48,23 @@ int main(int argc, char **argv) {
     unsigned seed = 5 + zero;
     int r4 = rand_r(&seed), r5 = rand_r(&seed);
     printf("rand %d %d %d rand_r %d %d\n", r1, r2, r3, r4, r5);
+
+    /* strto*: past every digit of an overflowing number; EINVAL without digits */
+    const char *big = "99999999999999999999999x", *subjects[] = {big, " -0x", "-", "0x1g", "08"};
+    char *end;
+    for (size_t i = 0; i < sizeof subjects / sizeof *subjects; i++) {
+        errno = 0;
+        long l = strtol(subjects[i] + zero, &end, 0);
+        printf("strtol '%s' %ld end %td errno %d\n", subjects[i], l, end - subjects[i], errno);
+    }
+    errno = 0;
+    uintmax_t u = strtoumax(big + zero, &end, 10);
+    printf("strtoumax %ju end %td errno %d", u, end - big, errno);
+    errno = 0;
+    unsigned long neg = strtoul("-1", &end, 10 + (int)zero);
+    printf(" strtoul('-1') %lu errno %d", neg, errno);
+    errno = 0;
+    long long min = strtoll("-9223372036854775809", &end, 10 + (int)zero);
+    printf(" strtoll %lld errno %d\n", min, errno);
     return 0;
 }
