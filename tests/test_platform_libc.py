@@ -1,7 +1,7 @@
 """The platform's libc fixes (allvm.platform.libc): where zig 0.17.1's libc differs from musl
 (realloc(NULL, 0) and reallocarray(NULL, 0, n) return NULL, musl's return malloc(0);
-tolower(EOF), memccpy, posix_fadvise's result, rand's sequence, strtol's end pointer on overflow
-and errno without digits), every path that links the
+aligned_alloc's alignment, tolower(EOF), memccpy, posix_fadvise's result, rand's sequence,
+strtol's end pointer on overflow and errno without digits), every path that links the
 platform gives musl's answer: a native allcc build, alley's JIT path and its static binary, and
 the program with its libc in IR (alltogether -platform-ir) on both paths."""
 
@@ -17,6 +17,10 @@ SOURCE = Path(__file__).parent / "data" / "libc_musl.c"
 MUSL_ANSWERS = ("realloc(NULL, 0): non-NULL\nreallocarray(NULL, 0, 8): non-NULL\n"
                 "realloc(p, 0): non-NULL\ndistinct: 1\n"
                 "reallocarray overflow: NULL\nrealloc(p, 100): non-NULL\n"
+                "malloc(huge): NULL, Out of memory; calloc: NULL, Out of memory; "
+                "realloc: NULL, Out of memory\n"
+                "aligned_alloc(24): NULL, Invalid argument; memalign(64): non-NULL, "
+                "No error information; aligned_alloc(64, huge): NULL, Out of memory\n"
                 "tolower(EOF) -1 toupper(EOF) -1 tolower(300) 300 tolower('A') a toupper('z') Z\n"
                 "memccpy found 3, not found NULL\n"
                 "posix_fadvise 9 posix_fallocate 9 errno 0\n"
@@ -64,6 +68,7 @@ def test_zig_alone_differs(tmp_path):
     assert "tolower(EOF) 255 toupper(EOF) 255 tolower(300) 44" in printed
     assert "memccpy found 2, not found non-NULL\n" in printed
     assert "posix_fadvise -1 posix_fallocate -1 errno 9\n" in printed
+    assert "aligned_alloc(24): non-NULL, No error information;" in printed
     assert "strtol '99999999999999999999999x' 9223372036854775807 end 19 errno 34\n" in printed
     assert "strtol '-' 0 end 0 errno 0\n" in printed
 

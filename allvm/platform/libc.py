@@ -6,6 +6,7 @@ zig 0.17.1 implements parts of the libc in Zig (lib/c/*.zig), with these differe
 - `realloc(NULL, 0)`, `reallocarray(NULL, 0, n)` and `realloc(p, 0)` free and return NULL;
   musl returns `malloc(0)`, a unique pointer that can be freed. gnulib's regex/dfa compiler
   allocates zero elements that way and then dies with `memory exhausted`.
+- `aligned_alloc` and `memalign` take an alignment that is not a power of two (musl: EINVAL).
 - `tolower(EOF)` and `toupper(EOF)` return 255 (and `tolower(300)` 44): the argument is cut
   to a byte; musl returns anything that is not a letter unchanged (a loop ending at EOF
   after tolower never ends).
@@ -71,6 +72,24 @@ void *__wrap_reallocarray(void *p, size_t m, size_t n)
     }
     return __wrap_realloc(p, m * n);
 }
+
+/* musl: an alignment that is not a power of two is EINVAL. */
+FIX void *aligned_alloc(size_t align, size_t n)
+{
+    void *p;
+    if (align & (align - 1)) {
+        errno = EINVAL;
+        return 0;
+    }
+    int error = posix_memalign(&p, align < sizeof(void *) ? sizeof(void *) : align, n);
+    if (error) {
+        errno = error;
+        return 0;
+    }
+    return p;
+}
+
+FIX void *memalign(size_t align, size_t n) { return aligned_alloc(align, n); }
 
 FIX int tolower(int c) { return (unsigned)c - 'A' < 26 ? c | 32 : c; }
 FIX int toupper(int c) { return (unsigned)c - 'a' < 26 ? c & 0x5f : c; }

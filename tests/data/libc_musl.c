@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <malloc.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,6 +29,30 @@ int main(int argc, char **argv) {
     free(e);
     free(b);
     free(c);
+
+    /* A failed allocation sets errno: libc reads it (%m), as perror does; the compiler assumes
+       that an allocation leaves errno alone, and the volatile keeps the calls. */
+    static void *volatile kept;
+    size_t huge = SIZE_MAX / 2 + zero;
+    errno = 0;
+    kept = malloc(huge);
+    printf("malloc(huge): %s, %m;", null_or_not(kept));
+    errno = 0;
+    kept = calloc(huge, 4);
+    printf(" calloc: %s, %m;", null_or_not(kept));
+    errno = 0;
+    kept = realloc(NULL, huge);
+    printf(" realloc: %s, %m\n", null_or_not(kept));
+    errno = 0;
+    kept = aligned_alloc(24 + zero, 48);
+    printf("aligned_alloc(24): %s, %m;", null_or_not(kept));
+    errno = 0;
+    kept = memalign(64 + zero, 48);
+    printf(" memalign(64): %s, %m;", null_or_not(kept));
+    free(kept);
+    errno = 0;
+    kept = aligned_alloc(64 + zero, huge);
+    printf(" aligned_alloc(64, huge): %s, %m\n", null_or_not(kept));
 
     int eof = EOF + (int)zero;
     printf("tolower(EOF) %d toupper(EOF) %d tolower(300) %d tolower('A') %c toupper('z') %c\n",
