@@ -14,6 +14,7 @@ one at a time) and RESULTS/results.md is written from it. Progress goes to stdou
 import argparse
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -55,11 +56,25 @@ def tool_env(**extra: str) -> dict[str, str]:
     return env
 
 
+def platform_identity() -> str:
+    """What a build's executables were linked with: the platform's libc fixes, whose name
+    hashes their source and the zig binary."""
+    from allvm.platform.libc import fix_object
+
+    return os.path.basename(fix_object())
+
+
 def build(package, tree: Path, log: Path, work_root: Path) -> None:
-    """Build the package with allcc (once: a stamp marks a finished build), after the corpus
-    libraries it needs."""
-    if (tree / BUILT_STAMP).exists():
-        return
+    """Build the package with allcc (once: a stamp names the platform of a finished build), after
+    the corpus libraries it needs. A build for another platform is unpacked and built again: its
+    executables would show the old platform's behaviour."""
+    stamp = tree / BUILT_STAMP
+    if stamp.exists():
+        if stamp.read_text() == platform_identity():
+            return
+        say(package.name, "built on another platform: unpacking and building again")
+        shutil.rmtree(tree)
+        fetch_source(package.name, str(tree.parent))
     for need in package.needs:
         say(package.name, f"building the corpus library {need}")
         library_tree = Path(fetch_source(need, str(work_root / "src")))
@@ -70,7 +85,7 @@ def build(package, tree: Path, log: Path, work_root: Path) -> None:
     missing = [p for p in find_programs(package, tree) if not (tree / p).is_file()]
     if missing:
         raise BuildError(f"the build made no {', '.join(missing)} (see {log})")
-    (tree / BUILT_STAMP).write_text("")
+    stamp.write_text(platform_identity())
 
 
 def extract(programs: list[str], tree: Path, allexes: Path, result: dict) -> dict[str, Path]:

@@ -2,12 +2,16 @@
 program as passing (no test of it regresses under alley), and the recipes' format."""
 
 import subprocess
+from pathlib import Path
 
 import pytest
 from conftest import probe_allexe
 
-from corpus.recipes import Mode, load_packages, run_case
+import corpus.run
+from corpus.recipes import Mode, Package, load_packages, run_case
 from corpus.run import (
+    BUILT_STAMP,
+    build,
     build_launcher,
     exercised,
     explained,
@@ -102,6 +106,28 @@ def test_recipes_are_data(tmp_path):
     recipes.write_text('[prog]\nlanguage = "C"\nbuild = []\nneeds = ["zlib"]\n')
     with pytest.raises(ValueError, match=r"\[prog\] needs \['zlib'\]"):
         load_packages(recipes)
+
+
+def test_a_build_on_another_platform_is_made_again(tmp_path, monkeypatch):
+    """The stamp of a finished build names the platform: the same platform keeps the build; a
+    build whose executables were linked with other libc fixes is unpacked and built again."""
+    def fetch(name: str, dest: str) -> str:  # a fresh unpacking: the source only
+        (tmp_path / "src" / name).mkdir(parents=True, exist_ok=True)
+        (tmp_path / "src" / name / "source.c").write_text("int main;\n")
+        return str(tmp_path / "src" / name)
+
+    monkeypatch.setattr(corpus.run, "fetch_source", fetch)
+    package = Package(name="p", language="C", build=["echo built >> builds; cp source.c p"],
+                      test={}, programs=["p"])
+    tree = Path(fetch("p", ""))
+    log = tmp_path / "build.log"
+    build(package, tree, log, tmp_path)
+    build(package, tree, log, tmp_path)
+    assert (tree / "builds").read_text() == "built\n"
+    (tree / BUILT_STAMP).write_text("allvm-libc-fixes-of-another-platform.o")
+    build(package, tree, log, tmp_path)
+    assert (tree / "builds").read_text() == "built\n"  # one build, in a new unpacking
+    assert (tree / BUILT_STAMP).read_text() == corpus.run.platform_identity()
 
 
 def test_command_cases(tmp_path):
