@@ -16,10 +16,15 @@
  *   NAME ALLEXE ARGS...              `exec -a NAME alley ...`: argv[0] is NAME
  *   alley ALLEXE ARGS... via `#!`    the kernel passes the shebang's alley path, then the file
  *   alley-binfmt FILE ARGV0 ARGS...  binfmt_misc with its preserve-argv0 flag (allvm-binfmt)
+ *   NAME ARGS...                     a copy of the launcher, or a hard link to it, whose file is
+ *                                    not named alley: it runs the allexe beside it, FILE.allexe,
+ *                                    under the caller's argv[0] (binfmt_misc's effect, for one
+ *                                    directory and without root)
  */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stdint.h>
@@ -562,6 +567,23 @@ static int print_key(const char *path) {
     return ok ? 0 : 3;
 }
 
+/* The allexe a copy of the launcher stands for: its own file's path plus `.allexe` (a symlink
+ * to it resolves to the copy, so `src/sort -> bin/sort` works); none for the launcher's own
+ * file, named alley (alley-binfmt is a symlink to it). */
+static char stub_allexe[PATH_MAX + sizeof ".allexe"];
+
+static int is_stub(void) {
+    ssize_t n = readlink("/proc/self/exe", stub_allexe, PATH_MAX);
+    if (n <= 0 || n >= PATH_MAX)
+        return 0;
+    stub_allexe[n] = 0;
+    const char *base = strrchr(stub_allexe, '/');
+    if (!strcmp(base ? base + 1 : stub_allexe, "alley"))
+        return 0;
+    memcpy(stub_allexe + n, ".allexe", sizeof ".allexe");
+    return 1;
+}
+
 int main(int argc, char **argv) {
     const char *name = strrchr(argv[0], '/') ? strrchr(argv[0], '/') + 1 : argv[0];
     int binfmt = !strcmp(name, "alley-binfmt");
@@ -574,8 +596,15 @@ int main(int argc, char **argv) {
         argv[2] = argv[1];
     char **args = argv + 1 + binfmt;
     int nargs = argc - 1 - binfmt;
-    if (nargs == 2 && !strcmp(args[0], "-launcher-key"))
+    char *stub_args[argc + 1];
+    if (argv0 && !binfmt && is_stub()) { /* NAME ARGS... is alley NAME.allexe ARGS... */
+        stub_args[0] = stub_allexe;
+        memcpy(stub_args + 1, argv + 1, argc * sizeof *argv); /* and argv[argc], NULL */
+        args = stub_args;
+        nargs = argc;
+    } else if (nargs == 2 && !strcmp(args[0], "-launcher-key")) {
         return print_key(args[1]);
+    }
     const char *policy = getenv("ALLVM_POLICY");
     if (nargs < 1 || args[0][0] == '-' || (policy && *policy) || getenv("ALLVM_SIZE_LIMIT") ||
         !cache_root())

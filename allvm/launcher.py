@@ -3,12 +3,15 @@
 The launcher answers a cache hit without starting Python and hands everything else to the
 Python alley (`python -m allvm.tools.alley`). It is built by the set-up (`make`), and on first
 use when missing or out of date (a pip install without make), in place of the `alley` script
-that pip installs; `alley-binfmt` beside it is the name binfmt_misc starts it under.
+that pip installs; `alley-binfmt` beside it is the name binfmt_misc starts it under. A copy of
+it under another name is a stub (`install_stub`): it runs the allexe beside it under the
+caller's argv[0], the way a program is installed without binfmt_misc, in one exec.
 
 The formats it shares with the Python side (cache key, entry layout, zip limits) are defined
 once, in allvm/cache.py and allvm/allexe.py: their constants are compiled into it from there.
 """
 
+import errno
 import os
 import sys
 from _blake2 import blake2b
@@ -110,6 +113,22 @@ def _link_binfmt_name(directory: str) -> None:
     temp = f"{link}.{os.getpid()}.tmp"
     os.symlink("alley", temp)
     os.replace(temp, link)
+
+
+def install_stub(program: str) -> None:
+    """Make `program` the launcher's stub for `program.allexe` (a hard link to the installed
+    launcher, or a copy where the file system has no link to it): run by any name, also
+    through a symlink, it starts that allexe with the caller's argv[0]."""
+    if not ensure_installed():
+        raise AllvmError(f"alley's native launcher is not built (run `python -m {__name__}`)")
+    try:
+        os.link(launcher_path(), program)
+    except OSError as e:
+        if e.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK):
+            raise
+        import shutil
+
+        shutil.copy2(launcher_path(), program)
 
 
 def ensure_installed() -> bool:

@@ -22,9 +22,9 @@ import time
 from pathlib import Path
 
 from allvm.errors import AllvmError
+from allvm.launcher import install_stub
 from allvm.packaging.debian import fetch_source
 from allvm.packaging.wllvm import Extraction
-from allvm.toolchain import MUSL_TARGET, zig_command, zig_env
 from corpus.recipes import (
     CORPUS_DIR,
     PACKAGES,
@@ -111,28 +111,20 @@ def extract(programs: list[str], tree: Path, allexes: Path, result: dict) -> dic
     return made
 
 
-def build_launcher(work: Path) -> Path:
-    """corpus/launcher.c, compiled for this install's alley."""
-    launcher = work / "launcher"
-    subprocess.run(zig_command("cc", "-target", MUSL_TARGET, "-static", "-O2",
-                               f'-DALLEY="{BIN / "alley"}"', str(CORPUS_DIR / "launcher.c"),
-                               "-o", str(launcher)),
-                   env=zig_env(), check=True, capture_output=True)
-    return launcher
-
-
-def install(bindir: Path, name: str, target: Path, launcher: Path | None) -> None:
-    """`bindir/name`: a symlink to the native program, or the launcher beside a symlink
-    `name.allexe` to the allexe."""
+def install(bindir: Path, name: str, target: Path, native: bool) -> None:
+    """`bindir/name`: a symlink to the native program, or alley's stub beside a symlink
+    `name.allexe` to the allexe: it starts the allexe under the caller's argv[0], as
+    binfmt_misc's preserve-argv0 would, with no system configuration (coreutils' tests see
+    argv[0] in every "Try 'seq --help'" message)."""
     program = bindir / name
     for old in (program, bindir / f"{name}.allexe"):
         if old.is_symlink() or old.exists():
             old.unlink()
-    if launcher is None:
+    if native:
         program.symlink_to(target)
     else:
-        os.link(launcher, program)
         (bindir / f"{name}.allexe").symlink_to(target)
+        install_stub(str(program))
 
 
 def with_platform_ir(allexes: dict[str, Path], work: Path, result: dict) -> dict[str, Path]:
@@ -155,10 +147,9 @@ def with_platform_ir(allexes: dict[str, Path], work: Path, result: dict) -> dict
 
 def prepare_modes(programs: list[str], tree: Path, work: Path, allexes: dict[str, Path],
                   result: dict, modes_run: tuple[str, ...] = MODES) -> list[Mode]:
-    """The native programs, and the allexes for alley's paths, started by the launcher
-    under the caller's argv[0] (each path with its own cache, so the JIT path never finds a
-    static binary)."""
-    launcher = build_launcher(work)
+    """The native programs, and the allexes for alley's paths, started by alley's stubs under
+    the caller's argv[0] (each path with its own cache, so the JIT path never finds a static
+    binary)."""
     modes = []
     for name in modes_run:
         bindir = work / "bin" / name
@@ -171,7 +162,7 @@ def prepare_modes(programs: list[str], tree: Path, work: Path, allexes: dict[str
             base = os.path.basename(program)
             target = tree / program if name == "native" else mode_allexes.get(base)
             if target is not None:
-                install(bindir, base, target, None if name == "native" else launcher)
+                install(bindir, base, target, native=name == "native")
         if name != "native":
             env["ALLVM_CACHE_DIR"] = str(work / f"cache-{name}")
         if name == "jit":  # compile every module once, as allready does for the static path

@@ -12,7 +12,6 @@ from corpus.recipes import Mode, Package, load_packages, run_case
 from corpus.run import (
     BUILT_STAMP,
     build,
-    build_launcher,
     exercised,
     explained,
     install,
@@ -68,13 +67,13 @@ def test_the_platform_ir_mode_counts_and_reports_on_its_own(tmp_path):
     assert not (tmp_path / "results.md").exists()
 
 
-def test_launcher_starts_the_allexe_under_the_callers_argv0(tmp_path, isolated_cache):
+def test_an_allexe_starts_under_the_callers_argv0(tmp_path, isolated_cache):
     """As binfmt_misc's preserve-argv0 would: the program sees the name it was called by, also
     through a symlink elsewhere (a build tree's `src/seq`), not the kernel's script path."""
     allexe = probe_allexe(tmp_path)
     bindir = tmp_path / "bin"
     bindir.mkdir()
-    install(bindir, "seq", allexe, build_launcher(tmp_path))
+    install(bindir, "seq", allexe, native=False)
     tree_link = tmp_path / "seq-in-tree"
     tree_link.symlink_to(bindir / "seq")
     for path in (bindir / "seq", tree_link):

@@ -196,6 +196,25 @@ def test_environment_argv_layout_and_exit_status(probe, isolated_cache, cached):
     assert run([probe, "exit", "37"]).returncode == 37
 
 
+@pytest.mark.parametrize("cached", CACHED)
+def test_a_stub_runs_the_allexe_beside_it_under_the_callers_argv0(probe, cached, tmp_path):
+    """A copy of the launcher named `greet` beside `greet.allexe` is that program, started by
+    any name and through a symlink to it; one without its allexe says so."""
+    cache_as(probe, cached)
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    (bindir / "greet.allexe").symlink_to(probe)
+    launcher.install_stub(str(bindir / "greet"))
+    (tmp_path / "elsewhere").symlink_to(bindir / "greet")
+    for path in (bindir / "greet", tmp_path / "elsewhere"):
+        proc = run(["NAME", "args", "-x"], executable=path)
+        assert body(proc) == "argv[0]=NAME\nargv[1]=args\nargv[2]=-x\n"
+    launcher.install_stub(str(tmp_path / "lonely"))
+    proc = run([tmp_path / "lonely", "args"])
+    assert proc.returncode != 0 and proc.stdout == ""
+    assert proc.stderr.count("\n") == 1 and f"'{tmp_path / 'lonely.allexe'}'" in proc.stderr
+
+
 def test_symlinks_to_a_mux_select_by_name(tmp_path):
     sources = {name: f'#include <stdio.h>\nint main(void) {{ puts("{name}"); return 0; }}\n'
                for name in ("one", "two")}
