@@ -56,23 +56,24 @@ def tool_env(**extra: str) -> dict[str, str]:
     return env
 
 
-def platform_identity() -> str:
-    """What a build's executables were linked with: the platform's libc fixes, whose name
-    hashes their source and the zig binary."""
+def build_identity(package) -> str:
+    """What a build depends on beyond its source: its recipe's build lines, and the platform
+    its executables are linked with (the libc fixes' object, whose name hashes their source
+    and the zig binary)."""
     from allvm.platform.libc import fix_object
 
-    return os.path.basename(fix_object())
+    return json.dumps([os.path.basename(fix_object()), package.build])
 
 
 def build(package, tree: Path, log: Path, work_root: Path) -> None:
-    """Build the package with allcc (once: a stamp names the platform of a finished build), after
-    the corpus libraries it needs. A build for another platform is unpacked and built again: its
-    executables would show the old platform's behaviour."""
+    """Build the package with allcc (once: a stamp identifies a finished build), after
+    the corpus libraries it needs. A build made otherwise (another recipe, another platform) is
+    unpacked and built again: its executables would show the old behaviour."""
     stamp = tree / BUILT_STAMP
     if stamp.exists():
-        if stamp.read_text() == platform_identity():
+        if stamp.read_text() == build_identity(package):
             return
-        say(package.name, "built on another platform: unpacking and building again")
+        say(package.name, "built with another recipe or platform: unpacking and building again")
         shutil.rmtree(tree)
         fetch_source(package.name, str(tree.parent))
     for need in package.needs:
@@ -85,7 +86,7 @@ def build(package, tree: Path, log: Path, work_root: Path) -> None:
     missing = [p for p in find_programs(package, tree) if not (tree / p).is_file()]
     if missing:
         raise BuildError(f"the build made no {', '.join(missing)} (see {log})")
-    stamp.write_text(platform_identity())
+    stamp.write_text(build_identity(package))
 
 
 def extract(programs: list[str], tree: Path, allexes: Path, result: dict) -> dict[str, Path]:

@@ -107,9 +107,10 @@ def test_recipes_are_data(tmp_path):
         load_packages(recipes)
 
 
-def test_a_build_on_another_platform_is_made_again(tmp_path, monkeypatch):
-    """The stamp of a finished build names the platform: the same platform keeps the build; a
-    build whose executables were linked with other libc fixes is unpacked and built again."""
+def test_a_build_made_otherwise_is_made_again(tmp_path, monkeypatch):
+    """The stamp of a finished build names its recipe and platform: the same keep the build; a
+    build whose executables were linked with other libc fixes, or made by other build lines, is
+    unpacked and built again."""
     def fetch(name: str, dest: str) -> str:  # a fresh unpacking: the source only
         (tmp_path / "src" / name).mkdir(parents=True, exist_ok=True)
         (tmp_path / "src" / name / "source.c").write_text("int main;\n")
@@ -126,7 +127,10 @@ def test_a_build_on_another_platform_is_made_again(tmp_path, monkeypatch):
     (tree / BUILT_STAMP).write_text("allvm-libc-fixes-of-another-platform.o")
     build(package, tree, log, tmp_path)
     assert (tree / "builds").read_text() == "built\n"  # one build, in a new unpacking
-    assert (tree / BUILT_STAMP).read_text() == corpus.run.platform_identity()
+    assert (tree / BUILT_STAMP).read_text() == corpus.run.build_identity(package)
+    package.build.append("echo again >> builds")
+    build(package, tree, log, tmp_path)
+    assert (tree / "builds").read_text() == "built\nagain\n"
 
 
 def test_command_cases(tmp_path):
