@@ -11,7 +11,6 @@ The formats it shares with the Python side (cache key, entry layout, zip limits)
 once, in allvm/cache.py and allvm/allexe.py: their constants are compiled into it from there.
 """
 
-import errno
 import os
 import sys
 from _blake2 import blake2b
@@ -116,19 +115,21 @@ def _link_binfmt_name(directory: str) -> None:
 
 
 def install_stub(program: str) -> None:
-    """Make `program` the launcher's stub for `program.allexe` (a hard link to the installed
-    launcher, or a copy where the file system has no link to it): run by any name, also
-    through a symlink, it starts that allexe with the caller's argv[0]."""
+    """Make `program` (a new file) the launcher's stub for `program.allexe`: run by any name,
+    also through a symlink, it starts that allexe with the caller's argv[0]. A copy, so that
+    the stub stays what it is when alley is rebuilt, and is as new as the moment it was made.
+    Hard links to it are stubs too, each for the allexe beside it."""
+    import shutil
+
     if not ensure_installed():
         raise AllvmError(f"alley's native launcher is not built (run `python -m {__name__}`)")
-    try:
-        os.link(launcher_path(), program)
-    except OSError as e:
-        if e.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK):
+    with open(launcher_path(), "rb") as launcher, open(program, "xb") as stub:
+        try:
+            shutil.copyfileobj(launcher, stub)
+            os.fchmod(stub.fileno(), 0o755)
+        except BaseException:
+            os.unlink(program)
             raise
-        import shutil
-
-        shutil.copy2(launcher_path(), program)
 
 
 def ensure_installed() -> bool:

@@ -112,20 +112,30 @@ def extract(programs: list[str], tree: Path, allexes: Path, result: dict) -> dic
     return made
 
 
-def install(bindir: Path, name: str, target: Path, native: bool) -> None:
-    """`bindir/name`: a symlink to the native program, or alley's stub beside a symlink
-    `name.allexe` to the allexe: it starts the allexe under the caller's argv[0], as
+def fresh_stub(work: Path) -> Path:
+    """alley's stub (allvm.launcher.install_stub), made now: newer than the build, so that a
+    package's `make check` never remakes a program over the symlink that puts the stub in the
+    build tree (make would test the native program instead)."""
+    stub = work / "stub"
+    stub.unlink(missing_ok=True)
+    install_stub(str(stub))
+    return stub
+
+
+def install(bindir: Path, name: str, target: Path, stub: Path | None) -> None:
+    """`bindir/name`: a symlink to the native program, or a hard link to the stub beside a
+    symlink `name.allexe` to the allexe: it starts the allexe under the caller's argv[0], as
     binfmt_misc's preserve-argv0 would, with no system configuration (coreutils' tests see
     argv[0] in every "Try 'seq --help'" message)."""
     program = bindir / name
     for old in (program, bindir / f"{name}.allexe"):
         if old.is_symlink() or old.exists():
             old.unlink()
-    if native:
+    if stub is None:
         program.symlink_to(target)
     else:
+        os.link(stub, program)
         (bindir / f"{name}.allexe").symlink_to(target)
-        install_stub(str(program))
 
 
 def with_platform_ir(allexes: dict[str, Path], work: Path, result: dict) -> dict[str, Path]:
@@ -151,6 +161,7 @@ def prepare_modes(programs: list[str], tree: Path, work: Path, allexes: dict[str
     """The native programs, and the allexes for alley's paths, started by alley's stubs under
     the caller's argv[0] (each path with its own cache, so the JIT path never finds a static
     binary)."""
+    stub = fresh_stub(work)
     modes = []
     for name in modes_run:
         bindir = work / "bin" / name
@@ -163,7 +174,7 @@ def prepare_modes(programs: list[str], tree: Path, work: Path, allexes: dict[str
             base = os.path.basename(program)
             target = tree / program if name == "native" else mode_allexes.get(base)
             if target is not None:
-                install(bindir, base, target, native=name == "native")
+                install(bindir, base, target, None if name == "native" else stub)
         if name != "native":
             env["ALLVM_CACHE_DIR"] = str(work / f"cache-{name}")
         if name == "jit":  # compile every module once, as allready does for the static path

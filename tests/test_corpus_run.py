@@ -14,6 +14,7 @@ from corpus.run import (
     build,
     exercised,
     explained,
+    fresh_stub,
     install,
     programs_failing,
     results_name,
@@ -73,13 +74,26 @@ def test_an_allexe_starts_under_the_callers_argv0(tmp_path, isolated_cache):
     allexe = probe_allexe(tmp_path)
     bindir = tmp_path / "bin"
     bindir.mkdir()
-    install(bindir, "seq", allexe, native=False)
+    install(bindir, "seq", allexe, fresh_stub(tmp_path))
     tree_link = tmp_path / "seq-in-tree"
     tree_link.symlink_to(bindir / "seq")
     for path in (bindir / "seq", tree_link):
         proc = subprocess.run(["seq", "args", "x"], executable=path, capture_output=True,
                               text=True)
         assert "argv[0]=seq\nargv[1]=args\nargv[2]=x\n" in proc.stdout, proc.stderr
+
+
+def test_make_never_remakes_a_program_over_the_stub(tmp_path):
+    """A mode's program in the build tree is a symlink to the stub, which is newer than the
+    build: the package's `make check` keeps it (a remade native program would be tested)."""
+    (tmp_path / "program.o").write_text("")
+    (tmp_path / "Makefile").write_text("program: program.o\n\tcp program.o program\n")
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    install(bindir, "program", tmp_path / "program.allexe", fresh_stub(tmp_path))
+    (tmp_path / "program").symlink_to(bindir / "program")
+    proc = subprocess.run(["make", "-q", "program"], cwd=tmp_path)
+    assert proc.returncode == 0  # up to date
 
 
 def test_failures_carry_their_known_reason():
