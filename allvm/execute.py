@@ -11,9 +11,17 @@ from allvm.cache import Cache, object_key, static_binary_key
 from allvm.errors import AllvmError
 from allvm.signals import restore_caller_dispositions
 
+# The dynamic loader's variables are the program's, not the Python alley's: a program's
+# LD_PRELOAD (stdbuf's libstdbuf.so, built for musl) would load into the glibc interpreter and
+# stop it. The native launcher hands them over renamed, HIDDEN_PREFIX + name, and the program
+# gets them back under their own names.
+LOADER_PREFIX = "LD_"
+HIDDEN_PREFIX = "ALLVM_HIDDEN_"
+
 
 def original_environ() -> dict[bytes, bytes]:
-    """The environment alley was started with, exactly.
+    """The environment alley was started with, exactly: the loader's variables the launcher
+    hid from Python under their own names again, in their places.
 
     Python may add variables to its own environment at start-up (C locale coercion sets
     LC_CTYPE); the kernel's copy in /proc/self/environ is untouched, so the program gets that.
@@ -23,11 +31,13 @@ def original_environ() -> dict[bytes, bytes]:
             raw = f.read()
     except OSError:
         return dict(os.environb)
+    hidden = (HIDDEN_PREFIX + LOADER_PREFIX).encode()
     env = {}
     for item in raw.split(b"\0"):
         if item:
             key, _, value = item.partition(b"=")
-            env.setdefault(key, value)
+            env.setdefault(key.removeprefix(HIDDEN_PREFIX.encode()) if key.startswith(hidden)
+                           else key, value)
     return env
 
 

@@ -457,10 +457,34 @@ static void write_record(const launch_record *r) {
 
 /* ---------------------------------------------------------------- the two ways out */
 
+/* The environment for the Python alley: the dynamic loader's variables renamed (execute.py),
+ * so a program's LD_PRELOAD does not load into the interpreter; the program gets them back. */
+static char **python_environ(void) {
+    size_t n = 0;
+    while (environ[n])
+        n++;
+    char **env = calloc(n + 1, sizeof *env);
+    for (size_t i = 0; env && i < n; i++) {
+        env[i] = environ[i];
+        if (!strncmp(environ[i], ALLVM_LOADER_PREFIX, strlen(ALLVM_LOADER_PREFIX)) &&
+            (env[i] = malloc(strlen(ALLVM_HIDDEN_PREFIX) + strlen(environ[i]) + 1)))
+            strcat(strcpy(env[i], ALLVM_HIDDEN_PREFIX), environ[i]);
+        if (!env[i])
+            return NULL;
+    }
+    return env;
+}
+
 /* The Python alley, with the arguments it was given (ARGS), the program's argv[0] when it is
- * not the default, and the signals the caller ignored (Python ignores SIGPIPE itself). */
+ * not the default, and the signals the caller ignored (Python ignores SIGPIPE itself). It is
+ * isolated (-I): the variables and the working directory of the program's caller choose no
+ * module of alley's (a `signal.py` where a program is started would be imported). */
 static int python(char **args, int nargs, const char *argv0) {
-    char **py = calloc(nargs + 8, sizeof *py), mask[20];
+    char **py = calloc(nargs + 9, sizeof *py), mask[20], **env = python_environ();
+    if (!py || !env) {
+        fputs("alley: out of memory\n", stderr);
+        return 126;
+    }
     unsigned long long ignored = 0;
     for (int sig = 1; sig < 64; sig++) {
         struct sigaction sa;
@@ -470,6 +494,7 @@ static int python(char **args, int nargs, const char *argv0) {
     snprintf(mask, sizeof mask, "%llx", ignored);
     int n = 0;
     py[n++] = ALLVM_PYTHON;
+    py[n++] = "-I";
     py[n++] = "-m";
     py[n++] = "allvm.tools.alley";
     py[n++] = "-ignored-signals";
@@ -480,7 +505,7 @@ static int python(char **args, int nargs, const char *argv0) {
     }
     memcpy(py + n, args, nargs * sizeof *args);
     py[n + nargs] = NULL;
-    execve(ALLVM_PYTHON, py, environ);
+    execve(ALLVM_PYTHON, py, env);
     fprintf(stderr, "alley: cannot start the Python alley '%s': %s\n", ALLVM_PYTHON,
             strerror(errno));
     return errno == ENOENT ? 127 : 126;

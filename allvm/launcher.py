@@ -15,7 +15,7 @@ import os
 import sys
 from _blake2 import blake2b
 
-from allvm import allexe, bitcode, cache
+from allvm import allexe, bitcode, cache, execute
 from allvm.errors import AllvmError
 
 SOURCE = os.path.join(os.path.dirname(__file__), "launcher.c")
@@ -39,6 +39,8 @@ def definitions() -> dict[str, str | bytes | int]:
         "ALLVM_BITCODE_WRAPPER_MAGIC": bitcode.WRAPPER_MAGIC,
         "ALLVM_MAX_MODULES": allexe.MAX_MODULES,
         "ALLVM_DEFAULT_SIZE_LIMIT": allexe.DEFAULT_SIZE_LIMIT,
+        "ALLVM_LOADER_PREFIX": execute.LOADER_PREFIX,
+        "ALLVM_HIDDEN_PREFIX": execute.HIDDEN_PREFIX,
     }
 
 

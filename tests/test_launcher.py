@@ -197,6 +197,21 @@ def test_environment_argv_layout_and_exit_status(probe, isolated_cache, cached):
 
 
 @pytest.mark.parametrize("cached", CACHED)
+def test_the_callers_loader_variables_and_directory_are_the_programs(probe, isolated_cache,
+                                                                    cached, tmp_path):
+    """LD_PRELOAD and the like reach the program, in their places, but not the Python alley's
+    interpreter (a library that is no ELF file would stop it); modules in the directory a
+    program is started from are not alley's."""
+    cache_as(probe, cached)
+    (tmp_path / "not-elf.so").write_text("not a library\n")
+    (tmp_path / "signal.py").write_text("raise SystemExit('imported from the caller')\n")
+    variables = [f"ALLVM_CACHE_DIR={isolated_cache}", f"LD_PRELOAD={tmp_path}/not-elf.so",
+                 "A=1", "LD_LIBRARY_PATH=/nowhere", "PYTHONPATH=."]
+    proc = run(["env", "-i", *variables, probe, "env"], cwd=tmp_path)
+    assert body(proc).splitlines() == variables
+
+
+@pytest.mark.parametrize("cached", CACHED)
 def test_a_stub_runs_the_allexe_beside_it_under_the_callers_argv0(probe, cached, tmp_path):
     """A copy of the launcher named `greet` beside `greet.allexe` is that program, started by
     any name and through a symlink to it; one without its allexe says so."""
