@@ -55,15 +55,17 @@ def with_earlier_figures(records: list[dict], meta: dict, chosen) -> tuple[list[
         return records, meta
     earlier = json.loads(previous.read_text())
     for record in records:  # the report's date is the full run's: these say their own
-        record["date"] = meta["date"]
+        record["date"] = meta["date"] if meta["mode"] == "full" else f"{meta['date']} ({meta['mode']})"
     keys = {key for key, _, _ in chosen}
     kept = [r for r in earlier["records"] if figure_key(r) not in keys]
     order = [key for key, _, _ in figures.FIGURES]
     merged = sorted(kept + records, key=lambda r: order.index(figure_key(r))
                     if figure_key(r) in order else len(order))
-    rerun = ", ".join(sorted(keys))
-    meta = {**earlier["meta"], "noise": f"{NOISE} Figure(s) {rerun} rerun on {meta['date']} "
-                                         f"({meta['mode']} mode)."}
+    full_run = earlier["meta"]["date"]
+    rerun = ", ".join(dict.fromkeys(figure_key(r) for r in merged
+                                    if r.get("date", full_run) != full_run))
+    meta = {**earlier["meta"], "noise": f"{NOISE} Figure(s) {rerun} rerun on their own since "
+                                         "(each record's date is in the table)."}
     return merged, meta
 
 
