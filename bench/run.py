@@ -54,8 +54,9 @@ def with_earlier_figures(records: list[dict], meta: dict, chosen) -> tuple[list[
     if not previous.exists():
         return records, meta
     earlier = json.loads(previous.read_text())
+    own_date = meta["date"] if meta["mode"] == "full" else f"{meta['date']} ({meta['mode']})"
     for record in records:  # the report's date is the full run's: these say their own
-        record["date"] = meta["date"] if meta["mode"] == "full" else f"{meta['date']} ({meta['mode']})"
+        record["date"] = own_date
     keys = {key for key, _, _ in chosen}
     kept = [r for r in earlier["records"] if figure_key(r) not in keys]
     order = [key for key, _, _ in figures.FIGURES]
