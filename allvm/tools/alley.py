@@ -49,7 +49,8 @@ def _slow_main(launched: bool) -> int:
         "directly; otherwise every module is compiled to a cached object, linked and run.\n"
         "Everything after ALLEXE is passed to the program.",
         "examples:\n  alley hello.allexe --name world\n  ./hello.allexe           "
-        "# allexes carry a '#!alley' line\n  alley -force-static hello.allexe",
+        "# allexes carry a '#!alley' line\n  alley -force-static hello.allexe\n"
+        "  cp .venv/bin/alley bin/hello   # a stub: runs bin/hello.allexe as `hello ARGS`",
     )
     tool.option("argv0", metavar="NAME",
                 help="the program's argv[0] (default: ALLEXE as given), as `exec -a` sets it: "
