@@ -191,3 +191,12 @@ def test_each_zig_gets_its_own_platform_ir(tmp_path, monkeypatch):
     other_zig.write_bytes(b"another zig")
     monkeypatch.setattr(libc_ir, "zig_binary", lambda: str(other_zig))
     assert libc_ir.platform_dir() != here
+
+
+def test_new_libc_fixes_get_their_own_platform_ir(monkeypatch):
+    """The fixes are the platform IR's first member: changed fixes build a new platform IR."""
+    from allvm.platform import libc, libc_ir
+
+    here = libc_ir.platform_dir()
+    monkeypatch.setattr(libc, "SOURCE", libc.SOURCE + "/* changed */\n")
+    assert libc_ir.platform_dir() != here

@@ -282,20 +282,22 @@ def _aliases_as_functions(text: str) -> str:
         linkage = " ".join(w for w in words.split() if not w.endswith("unnamed_addr"))
         text = text.replace(match[0], "", 1)
         text = define.sub(lambda m, words=linkage: f"define {words} {m[1]}", text, count=1)
-    if not renamed:
+    return _renamed(text, renamed)
+
+
+def _renamed(text: str, names: dict[str, str]) -> str:
+    """Every reference to a global named in `names` (`@old`) under its new name."""
+    if not names:
         return text
-    return re.sub(r"@([-\w$.]+)", lambda m: "@" + renamed.get(m[1], m[1]), text)
+    return re.sub(r"@([-\w$.]+)", lambda m: "@" + names.get(m[1], m[1]), text)
 
 
 def _wrapped_as_real(text: str) -> str:
     """A libc member that defines a function the fixes wrap: the definition, and the member's
     own uses of it (which --wrap leaves alone too), become `__real_<name>`."""
-    defined = {name for name in libc.WRAPPED
-               if re.search(rf"^(define [^@\n]*@{name}\(|@{name} = )", text, re.MULTILINE)}
-    if not defined:
-        return text
-    return re.sub(r"@([-\w$.]+)",
-                  lambda m: f"@__real_{m[1]}" if m[1] in defined else m[0], text)
+    return _renamed(text, {name: f"__real_{name}" for name in libc.WRAPPED
+                           if re.search(rf"^(define [^@\n]*@{name}\(|@{name} = )", text,
+                                        re.MULTILINE)})
 
 
 def _finish_member(path: str, *, keep_attributes: bool, libc_member: bool = True) -> list:
