@@ -21,15 +21,34 @@ size (2 bytes LE). A truncated or corrupt entry is detected on use and rebuilt. 
 atomically: written in the scratch directory `tmp/` under a name starting with the writer's
 pid (so what a killed writer left is swept), then renamed into place; `tmp/` goes once empty.
 
-Launch records (`launch/`, written and read by the launcher only). Hashing a 5 MB allexe and
-its binary on every start would cost more than the start itself, so the launcher remembers,
-per allexe file, its static binary key and the identity of the binary it last verified. A
-file's identity is its device, inode, size, mtime and ctime (ns): any change to a file moves
-its ctime, which no user can set back. A record is named `_digest(CODEGEN_ID, "<dev>:<ino>")`
-and sealed like an entry; its payload is the text `dev ino size mtime ctime key bdev bino bsize
-bmtime bctime` (the binary's fields 0 when none was verified). Only files whose ctime is more
-than RECORD_SETTLE_SECONDS old are recorded: a file changed twice within the file system's
-timestamp granularity keeps its ctime ("racily clean", as git says).
+Launch records (`launch/`, written and read by the launcher only; not entries). Hashing a 5 MB
+allexe and its binary on every start would cost more than the start itself, so the launcher
+remembers, per allexe file, its static binary key and the identity of the binary it last
+verified. A file's identity is its device, inode, size, mtime and ctime (ns): any change to a
+file moves its ctime, which no user can set back. A record is a symbolic link named
+`_digest(CODEGEN_ID, "<dev>:<ino>")` whose target is the text `dev ino size mtime ctime key bdev
+bino bsize bmtime bctime` (decimal numbers; the binary's fields 0 when none was verified): made
+atomically, never torn, and not a regular file, so the cache's entries are the only regular
+files in it. Its fields are checked against exactly this format (the key: 8 upper-case and 40
+lower-case hex digits) before use. A record is believed only while no process has the allexe
+open for writing (a read lease is granted): stores into an already-dirty page of a shared
+writable mapping change a file without moving its ctime. Only files whose ctime is more than
+RECORD_SETTLE_SECONDS old are recorded: a file changed twice within the file system's timestamp
+granularity keeps its ctime ("racily clean", as git says).
+
+Trust. A cache is used only when nobody else can change what is in it: its root and every
+directory in it (DIRECTORIES) are real directories owned by the cache's owner (the caller, or
+root for the system cache) and not writable by group or others, and every directory on the
+way to the root (symbolic links followed, each checked where it lies) is owned by root or the
+owner and not writable by group or others unless it is sticky (/tmp). Anything else gets one
+warning and the program runs uncached. Directories are made with explicit modes whatever the
+umask: 0700 for a user's cache, 0755 for the system cache. Entries are opened without
+following symbolic links and without blocking (a FIFO must not hang a start), and used only
+when they are regular files of the owner and sealed. The seal is integrity (a torn or corrupt
+file), not authenticity: that comes from ownership, which the kernel enforces.
+
+The system cache (`$ALLVM_SYSTEM_CACHE`, else SYSTEM_CACHE) is filled by root with
+`allready -system` and consulted, read-only, after the user's own cache.
 """
 
 import errno
@@ -55,7 +74,16 @@ _WARN_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPE
 # cached-objects lane, then the full JIT path), the user hears about a problem once.
 _WARNED: set[str] = set()
 
+OBJECTS = "objects"
 STATIC_BINARIES = "static_binaries"
+SCRATCH = "tmp"
+LAUNCH_RECORDS = "launch"
+# The directories a cache may hold, all checked (Trust).
+DIRECTORIES = (OBJECTS, STATIC_BINARIES, SCRATCH, LAUNCH_RECORDS)
+SYSTEM_CACHE = "/var/cache/allvm"
+USER_MODE, SYSTEM_MODE = 0o700, 0o755
+# Symbolic links followed on the way to a cache root, as the kernel's own limit.
+MAX_SYMLINKS = 40
 RECORD_SETTLE_SECONDS = 2
 KEY_DIGEST_SIZE = 20
 # The seal's trailer: magic, digest of payload+tag, payload size, tag size.
@@ -78,6 +106,87 @@ def cache_root() -> str:
             home = pwd.getpwuid(os.getuid()).pw_dir
         base = os.path.join(home, ".cache")
     return os.path.join(base, "allvm")
+
+
+def system_cache_root() -> str:
+    """`$ALLVM_SYSTEM_CACHE`, else SYSTEM_CACHE: root's cache, read by every user."""
+    return os.environ.get("ALLVM_SYSTEM_CACHE") or SYSTEM_CACHE
+
+
+def trust_problem(root: str, owner: int) -> str | None:
+    """Why the cache at `root` is not safe for `owner`'s programs (Trust), or None.
+
+    A missing root or directory in it is no problem: it is made with the right mode.
+    """
+    try:
+        real = _safe_path(os.path.abspath(root), owner)
+        if real is None or not os.path.isdir(real):  # missing, or cannot be a cache at all
+            return None
+        for directory in (real, *(os.path.join(real, d) for d in DIRECTORIES)):
+            problem = _directory_problem(directory, owner)
+            if problem:
+                return problem
+    except OSError as e:
+        return f"{e.filename}: {e.strerror}"
+    return None
+
+
+def _directory_problem(path: str, owner: int) -> str | None:
+    """Why `path` cannot be a directory of `owner`'s cache, or None (also when missing)."""
+    import stat
+
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return None
+    if not stat.S_ISDIR(st.st_mode):
+        return f"'{path}' is not a directory"
+    if st.st_uid != owner:
+        return f"'{path}' is owned by uid {st.st_uid}, not {owner}"
+    if st.st_mode & 0o022:
+        return f"'{path}' is writable by others (mode {stat.S_IMODE(st.st_mode):04o})"
+    return None
+
+
+def _safe_path(path: str, owner: int) -> str | None:
+    """`path` with its symbolic links resolved, after checking that nobody but root and
+    `owner` can change any directory on the way (a sticky one only lets its users rename
+    their own files); None when a part of it does not exist yet."""
+    import stat
+
+    done, todo, links = "/", [p for p in path.split("/") if p], 0
+    while todo:
+        _check_ancestor(os.lstat(done), done, owner)
+        part = todo.pop(0)
+        if part in (".", ".."):
+            done = os.path.dirname(done) if part == ".." else done
+            continue
+        here = os.path.join(done, part)
+        try:
+            st = os.lstat(here)
+        except FileNotFoundError:
+            return None
+        if stat.S_ISLNK(st.st_mode):
+            if st.st_uid not in (0, owner):  # in a sticky directory, its owner may replace it
+                raise OSError(errno.EPERM, f"a link owned by uid {st.st_uid}", here)
+            links += 1
+            if links > MAX_SYMLINKS:
+                raise OSError(errno.ELOOP, os.strerror(errno.ELOOP), path)
+            target = os.readlink(here)
+            todo[:0] = [p for p in target.split("/") if p]
+            done = "/" if target.startswith("/") else done
+            continue
+        done = here
+    return done
+
+
+def _check_ancestor(st: os.stat_result, path: str, owner: int) -> None:
+    import stat
+
+    if st.st_uid not in (0, owner):
+        raise OSError(errno.EPERM, f"owned by uid {st.st_uid}", path)
+    if st.st_mode & 0o022 and not st.st_mode & stat.S_ISVTX:
+        raise OSError(errno.EPERM, "writable by others", path)
 
 
 def _digest(*parts: str) -> str:
@@ -139,12 +248,18 @@ def unseal(data: bytes) -> tuple[bytes, bytes] | None:
 
 
 class Cache:
-    """The cache directory; `ensure_dirs()` says whether it can be used (written) at all."""
+    """A cache directory: the user's (default) or, with `system`, the system cache.
 
-    def __init__(self, root: str | None = None):
-        self.root = root or cache_root()
+    `trusted()` says whether it may be read, `ensure_dirs()` whether it can be written.
+    """
+
+    def __init__(self, root: str | None = None, *, system: bool = False):
+        self.system = system
+        self.root = root or (system_cache_root() if system else cache_root())
+        self.owner = 0 if system else os.geteuid()
         self.problem: str | None = None  # why the cache is not being used, once warned
-        self.objects = os.path.join(self.root, "objects")
+        self._trust_checked = False
+        self.objects = os.path.join(self.root, OBJECTS)
         self.static_binaries = os.path.join(self.root, STATIC_BINARIES)
 
     def static_binary_path(self, key: str) -> str:
@@ -153,32 +268,67 @@ class Cache:
     def object_path(self, key: str) -> str:
         return os.path.join(self.objects, key)
 
+    def trusted(self) -> bool:
+        """Whether nobody but its owner can change this cache (Trust); warns once if not."""
+        if not self._trust_checked:
+            self._trust_checked = True
+            problem = trust_problem(self.root, self.owner)
+            if problem:
+                self._warn(f"not safe: {problem}")
+        return self.problem is None
+
+    def open_entry(self, path: str) -> tuple[int, bytes] | None:
+        """A descriptor of the usable entry at `path` and its tag, or None; a damaged entry
+        is removed. The descriptor is what was checked: exec it, not the path."""
+        found = self._open_sealed(path)
+        return (found[0], found[2]) if found else None
+
     def read_entry(self, path: str) -> tuple[bytes, bytes] | None:
         """(payload, tag) of the usable entry at `path`, or None; a damaged one is removed."""
-        try:
-            with open(path, "rb") as f:
-                entry = unseal(f.read())
-        except OSError:
+        found = self._open_sealed(path)
+        if found is None:
             return None
-        if entry is None:
-            try:
-                os.unlink(path)
-            except OSError:
-                pass
-        return entry
+        os.close(found[0])
+        return found[1], found[2]
 
     def entry_tag(self, path: str) -> bytes | None:
         """The tag of the usable entry at `path`, or None."""
-        entry = self.read_entry(path)
-        return entry[1] if entry is not None else None
+        found = self.open_entry(path)
+        if found is None:
+            return None
+        os.close(found[0])
+        return found[1]
+
+    def _open_sealed(self, path: str) -> tuple[int, bytes, bytes] | None:
+        """(descriptor, payload, tag) of a regular file of the owner's, sealed, at `path`.
+
+        Opened without following a link, or blocking on a FIFO."""
+        if not self.trusted():
+            return None
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        except OSError:
+            return None
+        with open(fd, "rb", closefd=False) as f:
+            entry = unseal(f.read()) if _is_entry_of(os.fstat(fd), self.owner) else None
+        if entry is None:
+            os.close(fd)
+            if not self.system:
+                _remove(path)
+            return None
+        return fd, *entry
 
     def ensure_dirs(self) -> bool:
         """Create the cache directories; False if the cache cannot be used at all."""
-        if self.problem:
+        if not self.trusted():
             return False
         try:
-            os.makedirs(self.objects, exist_ok=True)
-            os.makedirs(self.static_binaries, exist_ok=True)
+            mode = SYSTEM_MODE if self.system else USER_MODE
+            for directory in (self.objects, self.static_binaries):
+                make_directories(directory, mode)
+            self._trust_checked = False  # made now: check what was made
+            if not self.trusted():
+                return False
             if not (os.access(self.objects, os.W_OK) and os.access(self.static_binaries, os.W_OK)):
                 self._refused(OSError(errno.EACCES, "not writable"))
                 return False
@@ -196,16 +346,19 @@ class Cache:
 
         A cache that cannot exist at all (`ALLVM_CACHE_DIR=/dev/null`) is not worth a warning.
         """
-        if self.problem or error.errno not in _WARN_ERRNOS:
-            return
+        if not self.problem and error.errno in _WARN_ERRNOS:
+            self._warn(error.strerror)
+
+    def _warn(self, problem: str) -> None:
+        """Stop using this cache, and say why once per process and cache."""
         import sys
 
-        self.problem = error.strerror
+        self.problem = problem
         if self.root in _WARNED:
             return
         _WARNED.add(self.root)
         tool = os.path.basename(sys.argv[0]) or "allvm"
-        print(f"{tool}: warning: cache '{self.root}' not used ({error.strerror}); "
+        print(f"{tool}: warning: cache '{self.root}' not used ({problem}); "
               "running uncached", file=sys.stderr, flush=True)
 
     def put(self, path: str, data: bytes, *, tag: bytes = b"", executable: bool = False) -> bool:
@@ -219,6 +372,9 @@ class Cache:
                 f.write(seal(data, tag))
             os.chmod(tmp, 0o755 if executable else 0o644)
             os.replace(tmp, path)  # concurrent puts of one key carry identical content
+            from allvm.eviction import enforce_limit
+
+            enforce_limit(self)
             return True
         except OSError as e:
             if tmp:
@@ -265,8 +421,8 @@ class Cache:
         Everything in it is named after its owning process, so what a killed process left is
         swept by the next one.
         """
-        scratch = os.path.join(self.root, "tmp")
-        os.makedirs(scratch, exist_ok=True)
+        scratch = os.path.join(self.root, SCRATCH)
+        make_directories(scratch, SYSTEM_MODE if self.system else USER_MODE)
         for name in os.listdir(scratch):
             pid = name.split("-", 1)[0]
             if pid.isdigit() and not process_alive(int(pid)):
@@ -276,7 +432,7 @@ class Cache:
     def _drop_scratch(self) -> None:
         """Leave nothing behind: the scratch directory goes once it is empty."""
         try:
-            os.rmdir(os.path.join(self.root, "tmp"))
+            os.rmdir(os.path.join(self.root, SCRATCH))
         except OSError:
             pass
 
@@ -284,6 +440,34 @@ class Cache:
 # An attempt loses only when another run empties and removes the directory in the moment
 # between our makedirs and our create (or inside makedirs itself).
 _SCRATCH_ATTEMPTS = 100
+
+
+def open_static_binary(key: str, cache: "Cache") -> int | None:
+    """A descriptor of the static binary under `key`: the user's cache first, then the
+    system cache (read-only); None when neither has it."""
+    for where in (cache, Cache(system=True)):
+        found = where.open_entry(where.static_binary_path(key))
+        if found is not None:
+            return found[0]
+    return None
+
+
+def make_directories(path: str, mode: int) -> None:
+    """`os.makedirs` with `mode` exactly, whatever the umask, for each directory it makes."""
+    parent = os.path.dirname(path)
+    if parent != path and not os.path.isdir(parent):
+        make_directories(parent, mode)
+    try:
+        os.mkdir(path, mode)
+    except FileExistsError:
+        return
+    os.chmod(path, mode)  # the umask only ever removes bits: put back what it took
+
+
+def _is_entry_of(st: os.stat_result, owner: int) -> bool:
+    import stat
+
+    return stat.S_ISREG(st.st_mode) and st.st_uid == owner
 
 
 def _remove(path: str) -> None:

@@ -7,7 +7,7 @@ compiler (llvmlite) is imported only by the paths that compile.
 import os
 
 from allvm.allexe import Allexe
-from allvm.cache import Cache, object_key, static_binary_key
+from allvm.cache import Cache, object_key, open_static_binary, static_binary_key
 from allvm.errors import AllvmError
 from allvm.signals import restore_caller_dispositions
 
@@ -41,27 +41,31 @@ def original_environ() -> dict[bytes, bytes]:
     return env
 
 
-def exec_program(path: str, argv: list[str]) -> None:
-    """Become the program: its argv, alley's environment, the caller's signal dispositions."""
+def exec_program(program: str | int, argv: list[str]) -> None:
+    """Become the program (a path, or a descriptor of the file checked): its argv, alley's
+    environment, the caller's signal dispositions."""
     restore_caller_dispositions()
-    os.execve(path, argv, original_environ())
+    os.execve(program, argv, original_environ())
 
 
-def run_cached(allexe_path: str, argv: list[str]) -> None:
+def run_cached(allexe_path: str, argv: list[str], *, objects: bool = True) -> None:
     """Exec the allexe's cached native code with `argv` if all of it is cached, else return.
 
-    A cached static binary is exec'd as it is. Cached objects are linked first: that is the
-    JIT path with nothing to compile, so it runs here, before alley loads its option parser or
-    the compiler. Any problem returns: the full path then reports it properly.
+    A cached static binary (the user's, else the system cache's) is exec'd as it is. With
+    `objects`, cached objects are linked first: that is the JIT path with nothing to compile,
+    so it runs here, before alley loads its option parser or the compiler. Any problem
+    returns: the full path then reports it properly.
     """
     try:
         allexe = Allexe.open(allexe_path)
         cache = Cache()
-        binary = cache.static_binary_path(static_binary_key(allexe))
+        binary = open_static_binary(static_binary_key(allexe), cache)
     except (AllvmError, OSError, MemoryError):
         return
-    if cache.entry_tag(binary) is not None:
+    if binary is not None:
         exec_program(binary, argv)
+    if not objects:
+        return
     try:
         with Build(allexe, cache, cache_objects=True) as build:
             if build.missing:

@@ -22,6 +22,7 @@
  *                                    directory and without root)
  */
 #define _GNU_SOURCE
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -31,6 +32,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/auxv.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -221,7 +223,7 @@ static void key_module(blake2b_ctx *key, const char *name, size_t name_len, uint
     digest_part(key, digest_hex, 2 * ALLVM_KEY_DIGEST_SIZE);
 }
 
-/* `<CRC of main.bc>-<digest>`; KEY_CHARS is spelled out for scanf's field width */
+/* `<CRC of main.bc>-<digest>` */
 #define KEY_CHARS 49
 _Static_assert(KEY_CHARS == 8 + 1 + 2 * ALLVM_KEY_DIGEST_SIZE, "key length");
 #define KEY_MAX (KEY_CHARS + 1)
@@ -231,6 +233,27 @@ static void finish_key(blake2b_ctx *key, uint32_t main_crc, char *out) {
     blake2b_final(key, digest);
     snprintf(out, 10, "%08X-", main_crc);
     hex(digest, sizeof digest, out + 9);
+}
+
+/* A module's name in the zip directory. Two modules of one name are refused (allexe.py):
+ * found by sorting, as comparing every pair made one start of 4096 modules take 30 s. */
+typedef struct {
+    const uint8_t *p;
+    size_t n;
+} name_ref;
+
+static int compare_names(const void *a, const void *b) {
+    const name_ref *x = a, *y = b;
+    int c = memcmp(x->p, y->p, x->n < y->n ? x->n : y->n);
+    return c ? c : (x->n > y->n) - (x->n < y->n);
+}
+
+static int has_duplicate(name_ref *names, size_t count) {
+    qsort(names, count, sizeof *names, compare_names);
+    for (size_t i = 1; i < count; i++)
+        if (!compare_names(&names[i - 1], &names[i]))
+            return 1;
+    return 0;
 }
 
 /* static_binary_key() of allexe.py's reading of FILE, or 0 where this launcher does not know
@@ -259,7 +282,7 @@ static int static_binary_key(bytes f, char *out) {
     if (eocd < cd_size + cd_offset || count == 0 || count > ALLVM_MAX_MODULES)
         return 0;
     size_t base = eocd - cd_size - cd_offset, pos = cd_offset + base;
-    size_t *names = malloc(count * 2 * sizeof *names);
+    name_ref *names = malloc(count * sizeof *names);
     if (!names)
         return 0;
     uint32_t main_crc = 0;
@@ -279,10 +302,7 @@ static int static_binary_key(bytes f, char *out) {
         if (i == 0)
             ok = ok && nlen == strlen(ALLVM_MAIN_MODULE) &&
                  !memcmp(f.data + name, ALLVM_MAIN_MODULE, nlen);
-        for (size_t j = 0; ok && j < i; j++)
-            ok = !(names[2 * j + 1] == nlen && !memcmp(f.data + names[2 * j], f.data + name, nlen));
-        names[2 * i] = name;
-        names[2 * i + 1] = nlen;
+        names[i] = (name_ref){ok ? f.data + name : NULL, nlen};
         /* the stored bytes, behind the entry's local header */
         const uint8_t *l = f.data + offset;
         ok = ok && offset + local_size <= f.size && u32(l) == 0x04034B50;
@@ -294,6 +314,7 @@ static int static_binary_key(bytes f, char *out) {
             main_crc = crc;
         pos = name + nlen + elen + clen;
     }
+    ok = ok && !has_duplicate(names, count);
     free(names);
     if (ok)
         finish_key(&key, main_crc, out);
@@ -302,22 +323,144 @@ static int static_binary_key(bytes f, char *out) {
 
 /* ---------------------------------------------------------------- the cache */
 
-static char root[4096];
+/* A cache this process may use (cache.py, "Trust"): the root and the directories in it held
+ * open, so nothing checked can be swapped after its check; -1 where missing or not safe. */
+typedef struct {
+    char path[PATH_MAX];
+    uid_t owner;
+    int root, binaries, records;
+    const char *problem; /* where it exists but is not safe: why */
+} cache_dir;
 
-static int cache_root(void) {
+/* $ALLVM_CACHE_DIR, else $XDG_CACHE_HOME/allvm, else ~/.cache/allvm (HOME, else passwd) */
+static int user_cache_path(char *out) {
     const char *dir = getenv("ALLVM_CACHE_DIR"), *base = getenv("XDG_CACHE_HOME");
-    if (dir && *dir)
-        return snprintf(root, sizeof root, "%s", dir) < (int)sizeof root;
-    if (base && *base)
-        return snprintf(root, sizeof root, "%s/allvm", base) < (int)sizeof root;
-    const char *home = getenv("HOME");
-    if (!home || !*home) {
-        struct passwd *pw = getpwuid(getuid());
-        if (!pw)
+    char cwd[PATH_MAX] = "";
+    int n;
+    if (dir && *dir) {
+        if (dir[0] != '/' && !getcwd(cwd, sizeof cwd))
             return 0;
-        home = pw->pw_dir;
+        n = snprintf(out, PATH_MAX, "%s%s%s", cwd, *cwd ? "/" : "", dir);
+    } else if (base && *base) {
+        n = snprintf(out, PATH_MAX, "%s/allvm", base);
+    } else {
+        const char *home = getenv("HOME");
+        if (!home || !*home) {
+            struct passwd *pw = getpwuid(getuid());
+            if (!pw)
+                return 0;
+            home = pw->pw_dir;
+        }
+        n = snprintf(out, PATH_MAX, "%s/.cache/allvm", home);
     }
-    return snprintf(root, sizeof root, "%s/.cache/allvm", home) < (int)sizeof root;
+    return n > 0 && n < PATH_MAX;
+}
+
+/* A directory on the way to a root: root's or the owner's, writable by others only when it is
+ * sticky (there, only a file's owner may rename it). */
+static int ancestor_ok(int fd, uid_t owner) {
+    struct stat st;
+    return !fstat(fd, &st) && (st.st_uid == 0 || st.st_uid == owner) &&
+           (!(st.st_mode & 022) || (st.st_mode & S_ISVTX));
+}
+
+static int directory_ok(const struct stat *st, uid_t owner) {
+    return S_ISDIR(st->st_mode) && st->st_uid == owner && !(st->st_mode & 022);
+}
+
+static int open_slash(void) { return open("/", O_PATH | O_DIRECTORY | O_CLOEXEC); }
+
+/* The root's descriptor, walked to from "/" one directory at a time, links followed as the
+ * kernel would, each where it lies (cache.py's _safe_path); -1 if missing or not safe. */
+static int open_root(cache_dir *c) {
+    char rest[2 * PATH_MAX], part[NAME_MAX + 1], target[PATH_MAX];
+    int links = 0, fd = open_slash();
+    snprintf(rest, sizeof rest, "%s", c->path);
+    char *p = rest;
+    while (fd >= 0) {
+        while (*p == '/')
+            p++;
+        size_t n = strcspn(p, "/");
+        if (!n)
+            break;
+        struct stat st;
+        if (n > NAME_MAX || !ancestor_ok(fd, c->owner) ||
+            fstatat(fd, (memcpy(part, p, n), part[n] = 0, part), &st, AT_SYMLINK_NOFOLLOW)) {
+            c->problem = errno == ENOENT ? NULL : "a directory on its way is not safe";
+            close(fd);
+            return -1;
+        }
+        p += n;
+        if (S_ISLNK(st.st_mode)) { /* p's rest goes behind the link's target */
+            ssize_t len = (st.st_uid == 0 || st.st_uid == c->owner) && ++links <= 40
+                              ? readlinkat(fd, part, target, sizeof target)
+                              : -1;
+            size_t left = strlen(p) + 1;
+            if (len <= 0 || len >= (ssize_t)sizeof target || len + left > sizeof rest) {
+                c->problem = "a link on its way is not safe";
+                close(fd);
+                return -1;
+            }
+            memmove(rest + len, p, left);
+            memcpy(rest, target, len);
+            p = rest;
+            if (target[0] == '/') {
+                close(fd);
+                fd = open_slash();
+            }
+            continue;
+        }
+        int next = openat(fd, part, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        close(fd);
+        fd = next;
+    }
+    return fd;
+}
+
+/* A directory in the root (none: -1; *unsafe set where it exists but is not the owner's). */
+static int open_subdir(int root, const char *name, uid_t owner, int *unsafe) {
+    struct stat st;
+    int fd = openat(root, name, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0) {
+        *unsafe |= errno != ENOENT;
+        return -1;
+    }
+    if (fstat(fd, &st) || !directory_ok(&st, owner)) {
+        *unsafe = 1;
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+static const char *const cache_directories[] = ALLVM_CACHE_DIRECTORIES;
+#define CACHE_DIRECTORIES (sizeof cache_directories / sizeof *cache_directories)
+
+/* Opens the cache at c->path for c->owner: usable only if everything in it is safe. */
+static void open_cache(cache_dir *c) {
+    struct stat st;
+    int unsafe = 0, fds[CACHE_DIRECTORIES];
+    c->binaries = c->records = -1;
+    c->root = open_root(c);
+    if (c->root < 0)
+        return;
+    if (fstat(c->root, &st) || !directory_ok(&st, c->owner))
+        unsafe = 1;
+    for (size_t i = 0; i < CACHE_DIRECTORIES; i++)
+        fds[i] = unsafe ? -1 : open_subdir(c->root, cache_directories[i], c->owner, &unsafe);
+    for (size_t i = 0; i < CACHE_DIRECTORIES; i++) {
+        if (!unsafe && !strcmp(cache_directories[i], ALLVM_STATIC_BINARIES))
+            c->binaries = fds[i];
+        else if (!unsafe && !strcmp(cache_directories[i], ALLVM_LAUNCH_RECORDS))
+            c->records = fds[i];
+        else if (fds[i] >= 0)
+            close(fds[i]);
+    }
+    if (unsafe) {
+        c->problem = "it or a directory in it is another user's, or writable by others";
+        close(c->root);
+        c->root = -1;
+    }
 }
 
 /* An entry's payload is sealed (cache.py's seal()): payload, tag, magic, digest of payload and
@@ -348,7 +491,8 @@ static long long unseal(bytes e) {
     return memcmp(digest, t + magic, ALLVM_SEAL_DIGEST_SIZE) ? -1 : (long long)size;
 }
 
-/* A file's identity: any change to it moves its ctime, which no user can set back. */
+/* A file's identity: any change to it moves its ctime, which no user can set back (but see
+ * no_writers()). */
 typedef struct {
     unsigned long long dev, ino, size, mtime, ctime;
 } identity;
@@ -370,6 +514,19 @@ static int settled(identity id) {
            now.tv_sec * 1000000000ULL + now.tv_nsec;
 }
 
+/* Whether no process has FD's file open for writing (the kernel grants a read lease only
+ * then). Stores into an already-dirty page of a shared writable mapping change a file without
+ * moving its ctime, so a file's identity says nothing while a writer exists. The lease is let
+ * go at once; a writer opening the file meanwhile waits that long, and its lease-break signal
+ * is SIGURG, which a starting program ignores (dispositions are default or ignored here).
+ * Leases are the file owner's (and root's): anyone else hashes the allexe on every start. */
+static int no_writers(int fd) {
+    if (fcntl(fd, F_SETSIG, SIGURG) || fcntl(fd, F_SETLEASE, F_RDLCK))
+        return 0;
+    fcntl(fd, F_SETLEASE, F_UNLCK);
+    return 1;
+}
+
 /* The launch record of an allexe (cache.py, "launch/"): its identity, its key and the identity
  * of the static binary last verified for it, so a start of a settled allexe whose binary was
  * verified hashes neither. */
@@ -379,80 +536,106 @@ typedef struct {
     identity binary; /* all zero: not verified */
 } launch_record;
 
-static void record_path(identity allexe, char *out, size_t n) {
+static void record_name(identity allexe, char *out) {
     blake2b_ctx ctx;
     char id[64];
     uint8_t digest[ALLVM_KEY_DIGEST_SIZE];
-    char name[2 * ALLVM_KEY_DIGEST_SIZE + 1];
     blake2b_init(&ctx, ALLVM_KEY_DIGEST_SIZE);
     digest_part(&ctx, ALLVM_CODEGEN_ID, strlen(ALLVM_CODEGEN_ID));
     int len = snprintf(id, sizeof id, "%llu:%llu", allexe.dev, allexe.ino);
     digest_part(&ctx, id, len);
     blake2b_final(&ctx, digest);
-    hex(digest, sizeof digest, name);
-    snprintf(out, n, "%s/launch/%s", root, name);
+    hex(digest, sizeof digest, out);
 }
 
-#define STR(x) #x
-#define WIDTH(x) STR(x)
-#define RECORD_FORMAT                                                                          \
-    "%llu %llu %llu %llu %llu %" WIDTH(KEY_CHARS) "s %llu %llu %llu %llu %llu"
-#define RECORD_FIELDS(r, p)                                                                    \
-    p((r).allexe.dev), p((r).allexe.ino), p((r).allexe.size), p((r).allexe.mtime),            \
-        p((r).allexe.ctime), (r).key, p((r).binary.dev), p((r).binary.ino),                    \
-        p((r).binary.size), p((r).binary.mtime), p((r).binary.ctime)
-#define VALUE(x) x
-#define ADDRESS(x) &x
+/* Whether TEXT is a static binary key exactly: 8 upper-case hex digits, '-', 40 lower-case. */
+static int is_key(const char *text, size_t n) {
+    if (n != KEY_CHARS || text[8] != '-')
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if (i != 8 && !(isdigit((unsigned char)text[i]) ||
+                        (i < 8 ? text[i] >= 'A' && text[i] <= 'F' : text[i] >= 'a' && text[i] <= 'f')))
+            return 0;
+    return 1;
+}
 
-static int read_record(identity allexe, launch_record *r) {
-    char path[4200], buf[512];
-    record_path(allexe, path, sizeof path);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
+/* A decimal field of a record: 1 to 20 digits, no sign, no overflow; *p moves past it and one
+ * separator SEP. */
+static int parse_number(const char **p, const char *end, char sep, unsigned long long *out) {
+    const char *q = *p;
+    unsigned long long v = 0;
+    for (; q < end && isdigit((unsigned char)*q); q++) {
+        if (q - *p >= 20 || v > (ULLONG_MAX - (*q - '0')) / 10)
+            return 0;
+        v = v * 10 + (*q - '0');
+    }
+    if (q == *p || (sep ? q >= end || *q != sep : q != end))
         return 0;
-    ssize_t n = read(fd, buf, sizeof buf);
-    close(fd);
-    long long size = n > 0 ? unseal((bytes){(uint8_t *)buf, n}) : -1;
-    if (size < 0 || size >= (long long)sizeof buf)
+    *out = v;
+    *p = q + (sep != 0);
+    return 1;
+}
+
+/* A record's text, checked against its exact format (cache.py): 0 if it is anything else. */
+static int parse_record(const char *text, size_t n, launch_record *r) {
+    const char *p = text, *end = text + n;
+    unsigned long long *a[] = {&r->allexe.dev, &r->allexe.ino, &r->allexe.size,
+                               &r->allexe.mtime, &r->allexe.ctime};
+    unsigned long long *b[] = {&r->binary.dev, &r->binary.ino, &r->binary.size,
+                               &r->binary.mtime, &r->binary.ctime};
+    for (int i = 0; i < 5; i++)
+        if (!parse_number(&p, end, ' ', a[i]))
+            return 0;
+    if (end - p < KEY_CHARS + 1 || !is_key(p, KEY_CHARS) || p[KEY_CHARS] != ' ')
         return 0;
-    buf[size] = 0;
-    return sscanf(buf, RECORD_FORMAT, RECORD_FIELDS(*r, ADDRESS)) == 11 &&
+    memcpy(r->key, p, KEY_CHARS);
+    r->key[KEY_CHARS] = 0;
+    p += KEY_CHARS + 1;
+    for (int i = 0; i < 5; i++)
+        if (!parse_number(&p, end, i < 4 ? ' ' : 0, b[i]))
+            return 0;
+    return 1;
+}
+
+static int format_record(const launch_record *r, char *out, size_t n) {
+    return snprintf(out, n, "%llu %llu %llu %llu %llu %s %llu %llu %llu %llu %llu",
+                    r->allexe.dev, r->allexe.ino, r->allexe.size, r->allexe.mtime,
+                    r->allexe.ctime, r->key, r->binary.dev, r->binary.ino, r->binary.size,
+                    r->binary.mtime, r->binary.ctime);
+}
+
+#define RECORD_MAX 512
+
+static int read_record(const cache_dir *c, identity allexe, launch_record *r) {
+    char name[2 * ALLVM_KEY_DIGEST_SIZE + 1], text[RECORD_MAX];
+    if (c->records < 0)
+        return 0;
+    record_name(allexe, name);
+    ssize_t n = readlinkat(c->records, name, text, sizeof text);
+    return n > 0 && n < (ssize_t)sizeof text && parse_record(text, n, r) &&
            same(r->allexe, allexe);
 }
 
-/* Written as every cache entry is: in the scratch directory `tmp/`, named after this process,
- * then renamed into place; a cache that cannot be written is no error. */
-static void write_record(const launch_record *r) {
-    char path[4200], scratch[4200], temp[4300], payload[512], sealed[600];
-    int n = snprintf(payload, sizeof payload, RECORD_FORMAT, RECORD_FIELDS(*r, VALUE));
-    if (n <= 0 || n >= (int)sizeof payload)
+/* A record is a symbolic link (made under a name of this process's, then renamed into place:
+ * atomic, and never a regular file); a cache that cannot be written is no error. */
+static void write_record(cache_dir *c, const launch_record *r) {
+    char name[2 * ALLVM_KEY_DIGEST_SIZE + 1], temp[sizeof name + 32], text[RECORD_MAX];
+    int n = format_record(r, text, sizeof text);
+    if (c->root < 0 || n <= 0 || n >= (int)sizeof text)
         return;
-    const size_t magic = sizeof ALLVM_SEAL_MAGIC - 1;
-    uint64_t size = n;
-    memcpy(sealed, payload, n);
-    memcpy(sealed + n, ALLVM_SEAL_MAGIC, magic);
-    seal_digest((uint8_t *)payload, n, (uint8_t *)sealed + n + magic);
-    memcpy(sealed + n + magic + ALLVM_SEAL_DIGEST_SIZE, &size, 8);
-    memset(sealed + n + SEAL_TRAILER - 2, 0, 2);
-    record_path(r->allexe, path, sizeof path);
-    snprintf(scratch, sizeof scratch, "%s/launch", root);
-    mkdir(scratch, 0755);
-    snprintf(scratch, sizeof scratch, "%s/tmp", root);
-    snprintf(temp, sizeof temp, "%s/%d-launch", scratch, (int)getpid());
-    int fd = -1;
-    for (int attempt = 0; fd < 0 && attempt < 10; attempt++) {
-        if (mkdir(scratch, 0755) && errno != EEXIST)
-            return;
-        fd = open(temp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-        if (fd < 0 && errno != ENOENT) /* ENOENT: another run removed tmp/ just now */
+    if (c->records < 0) {
+        int unsafe = 0;
+        mkdirat(c->root, ALLVM_LAUNCH_RECORDS, 0700);
+        c->records = open_subdir(c->root, ALLVM_LAUNCH_RECORDS, c->owner, &unsafe);
+        if (c->records < 0)
             return;
     }
-    if (fd < 0)
+    record_name(r->allexe, name);
+    snprintf(temp, sizeof temp, "%s.%d", name, (int)getpid());
+    if (symlinkat(text, c->records, temp))
         return;
-    int written = write(fd, sealed, n + SEAL_TRAILER) == (ssize_t)(n + SEAL_TRAILER);
-    if (close(fd) || !written || rename(temp, path))
-        unlink(temp);
-    rmdir(scratch); /* leave nothing behind: it goes once empty */
+    if (renameat(c->records, temp, c->records, name))
+        unlinkat(c->records, temp, 0);
 }
 
 /* ---------------------------------------------------------------- the two ways out */
@@ -527,39 +710,32 @@ static bytes read_file(int fd, size_t size) {
     return (bytes){data, data ? size : 0};
 }
 
-/* The allexe's key: from its launch record when `records` allows and that is current, else
- * computed. */
-static int allexe_key(const char *path, launch_record *r, int *known, int records) {
-    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+/* The allexe's key: from its launch record in C when that is current and believable, else
+ * computed from the bytes the file holds now. */
+static int allexe_key(int fd, const cache_dir *c, launch_record *r, int *known) {
     struct stat st;
-    if (fd < 0 || fstat(fd, &st) || !S_ISREG(st.st_mode) ||
-        st.st_size > ALLVM_DEFAULT_SIZE_LIMIT) {
-        if (fd >= 0)
-            close(fd);
+    if (fstat(fd, &st) || !S_ISREG(st.st_mode) || st.st_size > ALLVM_DEFAULT_SIZE_LIMIT)
         return 0;
-    }
     identity id = identify(&st);
-    *known = records && read_record(id, r);
-    if (*known) {
-        close(fd);
+    *known = c && c->records >= 0 && no_writers(fd) && read_record(c, id, r);
+    if (*known)
         return 1;
-    }
     bytes f = read_file(fd, st.st_size);
     int ok = f.data && static_binary_key(f, r->key) && !fstat(fd, &st) && same(identify(&st), id);
     free((void *)f.data);
-    close(fd);
     r->allexe = id;
     memset(&r->binary, 0, sizeof r->binary);
     return ok;
 }
 
-/* An open descriptor of the allexe's cached static binary if it is there and sound. */
-static int cached_binary(launch_record *r, int *changed) {
-    char path[4200];
-    snprintf(path, sizeof path, "%s/%s/%s", root, ALLVM_STATIC_BINARIES, r->key);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+/* An open descriptor of the allexe's static binary in cache C if it is there, the owner's
+ * and sealed (verified once per binary file: the record remembers it). */
+static int cached_binary(const cache_dir *c, launch_record *r, int *changed) {
     struct stat st;
-    if (fd < 0 || fstat(fd, &st) || !S_ISREG(st.st_mode)) {
+    int fd = c->binaries < 0 ? -1
+                             : openat(c->binaries, r->key,
+                                      O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0 || fstat(fd, &st) || !S_ISREG(st.st_mode) || st.st_uid != c->owner) {
         if (fd >= 0)
             close(fd);
         return -1;
@@ -586,68 +762,191 @@ static int cached_binary(launch_record *r, int *changed) {
  * to one format. */
 static int print_key(const char *path) {
     launch_record r = {0};
-    int known;
-    int ok = allexe_key(path, &r, &known, 0);
+    int known, fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    int ok = fd >= 0 && allexe_key(fd, NULL, &r, &known);
     puts(ok ? r.key : "defer");
     return ok ? 0 : 3;
 }
 
-/* The allexe a copy of the launcher stands for: its own file's path plus `.allexe` (a symlink
- * to it resolves to the copy, so `src/sort -> bin/sort` works); none for the launcher's own
- * file, named alley (alley-binfmt is a symlink to it). */
-static char stub_allexe[PATH_MAX + sizeof ".allexe"];
+/* ---------------------------------------------------------------- how it was started */
 
-static int is_stub(void) {
-    ssize_t n = readlink("/proc/self/exe", stub_allexe, PATH_MAX);
-    if (n <= 0 || n >= PATH_MAX)
-        return 0;
-    stub_allexe[n] = 0;
-    const char *base = strrchr(stub_allexe, '/');
-    if (!strcmp(base ? base + 1 : stub_allexe, "alley"))
-        return 0;
-    memcpy(stub_allexe + n, ".allexe", sizeof ".allexe");
-    return 1;
-}
+/* What a start asks for: the allexe, the program's argv (argv[0] already the program's), and
+ * what the Python alley is given if the launcher does not answer. */
+typedef struct {
+    const char *file;
+    char **argv;
+    char **python_args;
+    int python_nargs;
+    const char *python_argv0;
+} start;
 
-int main(int argc, char **argv) {
-    const char *name = strrchr(argv[0], '/') ? strrchr(argv[0], '/') + 1 : argv[0];
-    int binfmt = !strcmp(name, "alley-binfmt");
-    if (binfmt && argc < 3)
-        return python(argv + 1, argc - 1, NULL);
-    /* The program's argv[0] where it is not ALLEXE as given, and the arguments that follow
-     * alley's own: binfmt_misc's FILE ARGV0 ARGS... becomes FILE ARGS... */
-    const char *argv0 = binfmt ? argv[2] : strcmp(name, "alley") ? argv[0] : NULL;
-    if (binfmt)
-        argv[2] = argv[1];
-    char **args = argv + 1 + binfmt;
-    int nargs = argc - 1 - binfmt;
-    char *stub_args[argc + 1];
-    if (argv0 && !binfmt && is_stub()) { /* NAME ARGS... is alley NAME.allexe ARGS... */
-        stub_args[0] = stub_allexe;
-        memcpy(stub_args + 1, argv + 1, argc * sizeof *argv); /* and argv[argc], NULL */
-        args = stub_args;
-        nargs = argc;
-    } else if (nargs == 2 && !strcmp(args[0], "-launcher-key")) {
-        return print_key(args[1]);
-    }
+/* Runs the allexe's static binary from the user's cache or the system cache, else hands the
+ * start to the Python alley. */
+static int launch(const start *s) {
     const char *policy = getenv("ALLVM_POLICY");
-    if (nargs < 1 || args[0][0] == '-' || (policy && *policy) || getenv("ALLVM_SIZE_LIMIT") ||
-        !cache_root())
-        return python(args, nargs, argv0);
+    if ((policy && *policy) || getenv("ALLVM_SIZE_LIMIT"))
+        return python(s->python_args, s->python_nargs, s->python_argv0);
+    cache_dir user = {.owner = geteuid()}, system = {.owner = 0};
+    const char *system_path = getenv("ALLVM_SYSTEM_CACHE");
+    snprintf(system.path, sizeof system.path, "%s",
+             system_path && *system_path ? system_path : ALLVM_SYSTEM_CACHE);
+    if (user_cache_path(user.path))
+        open_cache(&user);
+    else
+        user.root = user.binaries = user.records = -1;
     launch_record r = {0};
     int known = 0, changed = 0, fd = -1;
-    int have_key = allexe_key(args[0], &r, &known, 1);
-    if (have_key)
-        fd = cached_binary(&r, &changed);
-    if (have_key && (!known || changed) && settled(r.allexe))
-        write_record(&r);
+    int allexe = open(s->file, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (allexe >= 0 && allexe_key(allexe, &user, &r, &known)) {
+        fd = cached_binary(&user, &r, &changed);
+        if (fd < 0) {
+            open_cache(&system);
+            fd = cached_binary(&system, &r, &changed);
+        }
+        if ((!known || changed) && settled(r.allexe))
+            write_record(&user, &r);
+    }
     if (fd < 0)
-        return python(args, nargs, argv0);
-    char *allexe = args[0];
-    if (argv0)
-        args[0] = (char *)argv0;
-    fexecve(fd, args, environ);
-    args[0] = allexe;
+        return python(s->python_args, s->python_nargs, s->python_argv0);
+    if (user.problem)
+        fprintf(stderr, "alley: warning: cache '%s' not used (not safe: %s); running uncached\n",
+                user.path, user.problem);
+    fexecve(fd, s->argv, environ);
     close(fd);
-    return python(args, nargs, argv0);
+    return python(s->python_args, s->python_nargs, s->python_argv0);
 }
+
+static const char *base_name(const char *path) {
+    const char *slash = strrchr(path, '/');
+    return slash ? slash + 1 : path;
+}
+
+/* The file the kernel was asked to run, as named: the allexe itself when it was started
+ * through its `#!` line (the kernel then hands alley that name as argv[1]). */
+static const char *exec_name(void) { return (const char *)getauxval(AT_EXECFN); }
+
+/* The path of this launcher's own file, or NULL. /proc/self/exe names it, up to PATH_MAX;
+ * beyond that, the name it was run by (links in it followed) once it is shown to be the same
+ * file, as /proc/self/exe opened (not read) shows it. */
+static char *own_file(void) {
+    char *path = malloc(PATH_MAX), target[PATH_MAX];
+    ssize_t n = path ? readlink("/proc/self/exe", path, PATH_MAX) : -1;
+    if (n > 0 && n < PATH_MAX) {
+        path[n] = 0;
+        return path;
+    }
+    struct stat self, named;
+    const char *name = exec_name();
+    int fd = open("/proc/self/exe", O_RDONLY | O_CLOEXEC);
+    if (!path || fd < 0 || fstat(fd, &self) || !name || strlen(name) >= PATH_MAX) {
+        if (fd >= 0)
+            close(fd);
+        free(path);
+        return NULL;
+    }
+    close(fd);
+    strcpy(path, name);
+    for (int links = 0; links < 40 && (n = readlink(path, target, sizeof target)) > 0; links++) {
+        size_t dir = target[0] == '/' ? 0 : (size_t)(base_name(path) - path);
+        if (n >= PATH_MAX || dir + n >= PATH_MAX)
+            break;
+        memcpy(path + dir, target, n);
+        path[dir + n] = 0;
+    }
+    if (stat(path, &named) || named.st_dev != self.st_dev || named.st_ino != self.st_ino) {
+        free(path);
+        return NULL;
+    }
+    return path;
+}
+
+/* A copy of the launcher not named alley stands for the allexe beside it: NAME ARGS... runs
+ * NAME.allexe with argv[0] as the caller gave it. Decided from its own file alone: one that
+ * cannot be found fails closed, never running an argument as the program. */
+static int stub(char *self, int argc, char **argv) {
+    size_t n = strlen(self);
+    char *allexe = realloc(self, n + sizeof ".allexe");
+    if (!allexe) {
+        fputs("alley: out of memory\n", stderr);
+        return 126;
+    }
+    memcpy(allexe + n, ".allexe", sizeof ".allexe");
+    char *python_args[argc + 2];
+    python_args[0] = "--";
+    python_args[1] = allexe;
+    memcpy(python_args + 2, argv + 1, argc * sizeof *argv); /* and argv[argc], NULL */
+    start s = {allexe, argv, python_args, argc + 1, argv[0]};
+    return launch(&s);
+}
+
+/* `alley [-force-static] [-argv0 NAME] [--] ALLEXE ARGS...`, as a user types it (any other
+ * option is the Python alley's); NAME, also from `exec -a NAME alley`, is the program's
+ * argv[0], ALLEXE as given otherwise. */
+static int alley(int argc, char **argv) {
+    const char *caller_name = strcmp(base_name(argv[0]), "alley") ? argv[0] : NULL;
+    const char *argv0 = caller_name;
+    int i = 1;
+    if (argc == 3 && !strcmp(argv[1], "-launcher-key"))
+        return print_key(argv[2]);
+    while (i < argc && argv[i][0] == '-') {
+        const char *o = argv[i] + (argv[i][1] == '-' && argv[i][2]);
+        if (!strcmp(argv[i], "--")) {
+            i++;
+            break;
+        } else if (!strcmp(o, "-force-static")) {
+            i++;
+        } else if (!strcmp(o, "-argv0") && i + 1 < argc) {
+            argv0 = argv[i + 1];
+            i += 2;
+        } else {
+            return python(argv + 1, argc - 1, caller_name);
+        }
+    }
+    if (i >= argc)
+        return python(argv + 1, argc - 1, caller_name);
+    char *program[argc - i + 1];
+    memcpy(program, argv + i, (argc - i + 1) * sizeof *argv);
+    if (argv0)
+        program[0] = (char *)argv0;
+    start s = {argv[i], program, argv + 1, argc - 1, caller_name};
+    return launch(&s);
+}
+
+/* How the kernel starts an allexe: through its `#!` line (alley FILE ARGS...), or binfmt_misc
+ * (alley-binfmt FILE ARGV0 ARGS...). FILE is never an option, whatever its name. */
+static int kernel_start(int binfmt, int argc, char **argv) {
+    char *python_args[argc + 1];
+    python_args[0] = "--";
+    memcpy(python_args + 1, argv + 1, argc * sizeof *argv);
+    if (!binfmt) {
+        start s = {argv[1], argv + 1, python_args, argc, NULL};
+        return launch(&s);
+    }
+    memmove(python_args + 2, python_args + 3, (argc - 2) * sizeof *argv); /* ARGV0 goes */
+    start s = {argv[1], argv + 2, python_args, argc - 1, argv[2]};
+    return launch(&s);
+}
+
+#ifndef ALLVM_FUZZ
+int main(int argc, char **argv) {
+    char *self = own_file();
+    if (!self) { /* which file this is decides what runs: never guess */
+        fputs("alley: cannot find this launcher's own file (is /proc mounted?); "
+              "not running anything\n", stderr);
+        return 126;
+    }
+    if (strcmp(base_name(self), "alley"))
+        return stub(self, argc, argv);
+    free(self);
+    int binfmt = !strcmp(base_name(argv[0]), ALLVM_BINFMT_NAME);
+    if (binfmt && argc < 3) {
+        fprintf(stderr, "alley: %s runs FILE ARGV0 ARGS..., as binfmt_misc starts it\n",
+                ALLVM_BINFMT_NAME);
+        return 126;
+    }
+    const char *name = exec_name();
+    if (binfmt || (argc > 1 && name && !strcmp(name, argv[1])))
+        return kernel_start(binfmt, argc, argv);
+    return alley(argc, argv);
+}
+#endif

@@ -24,7 +24,7 @@ BINFMT_NAME = "alley-binfmt"
 _BUILD_MARK = b"allvm-launcher-build "
 
 
-def definitions() -> dict[str, str | bytes | int]:
+def definitions() -> dict[str, str | bytes | int | tuple]:
     """What the C source takes from the Python side (see allvm/cache.py)."""
     return {
         "ALLVM_PYTHON": sys.executable,
@@ -33,6 +33,10 @@ def definitions() -> dict[str, str | bytes | int]:
         "ALLVM_SEAL_DIGEST_SIZE": cache.SEAL_DIGEST_SIZE,
         "ALLVM_SEAL_MAGIC": cache.SEAL_MAGIC.decode(),
         "ALLVM_STATIC_BINARIES": cache.STATIC_BINARIES,
+        "ALLVM_LAUNCH_RECORDS": cache.LAUNCH_RECORDS,
+        "ALLVM_CACHE_DIRECTORIES": cache.DIRECTORIES,
+        "ALLVM_SYSTEM_CACHE": cache.SYSTEM_CACHE,
+        "ALLVM_BINFMT_NAME": BINFMT_NAME,
         "ALLVM_RECORD_SETTLE_SECONDS": cache.RECORD_SETTLE_SECONDS,
         "ALLVM_MAIN_MODULE": allexe.MAIN_MODULE,
         "ALLVM_BITCODE_MAGIC": bitcode.MAGIC,
@@ -71,7 +75,9 @@ def is_current(path: str | None = None) -> bool:
         return False
 
 
-def _c_value(value: str | bytes | int) -> str:
+def _c_value(value: str | bytes | int | tuple) -> str:
+    if isinstance(value, tuple):
+        return "{" + ", ".join(map(_c_value, value)) + "}"
     if isinstance(value, int):
         return f"{value}ULL" if value > 0xFFFF else str(value)
     if isinstance(value, bytes):

@@ -93,14 +93,14 @@ def test_runs_as_root_with_argv0_kept(formats, shared, name):
 
 @pytest.mark.parametrize("name", ["probe.allexe", "probe.bc"])
 def test_runs_as_nobody(formats, shared, name):
-    """The launcher was opened at registration: nobody runs the program from a cache root
-    prepared for everyone, whatever the install's directory lets nobody see."""
-    cache = shared / f"cache-{name}"
-    env = {**os.environ, "ALLVM_CACHE_DIR": str(cache)}
-    assert run_tool("allready", shared / name, env=env).returncode == 0
-    subprocess.run(["chmod", "-R", "a+rX", cache], check=True)
-    proc = run([shared / name, "args"], env={"ALLVM_CACHE_DIR": str(cache)}, user="nobody",
-               group="nogroup", extra_groups=[], cwd="/")
+    """The launcher was opened at registration: nobody runs the program from the system cache
+    root prepared for everyone (allready -system), whatever the install's directory lets
+    nobody see, and with no cache of its own."""
+    system = str(shared / f"system-cache-{name}")
+    env = {**os.environ, "ALLVM_SYSTEM_CACHE": system}
+    assert run_tool("allready", "-system", shared / name, env=env).returncode == 0
+    proc = run([shared / name, "args"], env={"ALLVM_SYSTEM_CACHE": system, "HOME": "/"},
+               user="nobody", group="nogroup", extra_groups=[], cwd="/")
     assert (proc.returncode, proc.stdout, proc.stderr) == (
         0, expected(str(shared / name), "args"), "")
 

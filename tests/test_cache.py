@@ -83,7 +83,8 @@ def cached_run(allexe) -> str:
         from allvm import execute
         def fake_execve(path, argv, env):
             loaded = [m for m in ("llvmlite", "argparse", "allvm.codegen") if m in sys.modules]
-            kind = "memory" if path.startswith("/proc/self/fd/") else "file"
+            # a cached binary is exec'd by the descriptor that was checked, not by its path
+            kind = "file" if isinstance(path, int) else "memory"
             print("exec", kind, loaded, argv)
             sys.exit(0)
         os.execve = fake_execve

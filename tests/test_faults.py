@@ -88,7 +88,7 @@ def test_full_cache_runs_uncached_with_one_warning(program, tmp_path, mounts):
 
 
 def test_read_only_cache_mount(program, tmp_path, mounts):
-    cache = mounts(tmp_path / "ro", "ro", "size=1m")
+    cache = mounts(tmp_path / "ro", "ro", "size=1m", "mode=0700")  # a safe cache, read-only
     tmpdir = tmp_path / "tmp"
     tmpdir.mkdir()
     proc = run_tool("alley", program, env=env_with(cache, tmpdir))

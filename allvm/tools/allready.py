@@ -12,7 +12,8 @@ tool = Tool(
     "allready",
     "Compile each ALLEXE to a static binary in the cache (static_binaries/), so alley runs\n"
     "it directly. Several allexes are built in parallel; one failure does not stop the rest.",
-    "example:\n  allready wc.allexe cksum.allexe -j 2",
+    "examples:\n  allready wc.allexe cksum.allexe -j 2\n"
+    "  allready -system /usr/local/bin/*.allexe   # as root: native starts for every user",
 )
 tool.positional("allexes", metavar="ALLEXE", nargs="+")
 tool.option("j", dest="jobs", type=int, default=os.cpu_count() or 1, metavar="N",
@@ -20,14 +21,17 @@ tool.option("j", dest="jobs", type=int, default=os.cpu_count() or 1, metavar="N"
 tool.option("scheduler", metavar="ADDRESS",
             help="compile on the Dask cluster of this scheduler (tcp://host:8786) instead of "
                  "here (default: $ALLVM_SCHEDULER, if set)")
+tool.option("system", action="store_true",
+            help="into the system cache ($ALLVM_SYSTEM_CACHE, else /var/cache/allvm; root "
+                 "only): at install time, so that every user's start is a cache hit")
 
 
-def build_one(path: str) -> None:
+def build_one(path: str, system: bool) -> None:
     from allvm.allexe import Allexe
     from allvm.cache import Cache
     from allvm.execute import build_static_binary
 
-    build_static_binary(Allexe.open(path), Cache())
+    build_static_binary(Allexe.open(path), Cache(system=system))
 
 
 class Progress:
@@ -60,17 +64,19 @@ def run(args) -> int:
         raise AllvmError("-j must be at least 1")
     # Largest first: one big program started last would finish alone, long after the rest.
     paths = sorted(args.allexes, key=_size, reverse=True)
+    if args.system and os.geteuid() != 0:
+        raise AllvmError("-system: only root fills the system cache (every user runs from it)")
     scheduler = args.scheduler or os.environ.get("ALLVM_SCHEDULER")
     if scheduler:
         from allvm.cache import Cache
         from allvm.cluster import Cluster
 
         with Cluster(scheduler, warn=tool.warning) as cluster:
-            return report(cluster.build(paths, Cache()), len(paths))
+            return report(cluster.build(paths, Cache(system=args.system)), len(paths))
     from allvm.parallel import process_pool
 
     with process_pool(len(paths), args.jobs) as pool:
-        futures = {pool.submit(build_one, path): path for path in paths}
+        futures = {pool.submit(build_one, path, args.system): path for path in paths}
         return report(((futures[f], f.exception()) for f in as_completed(futures)), len(paths))
 
 
