@@ -88,8 +88,8 @@ class Build:
         self.cache = cache
         self.cache_usable = cache.ensure_dirs()
         self.cache_objects = cache_objects and self.cache_usable
-        self.paths, self.needs, self.missing = self._lookup()
         self._workdir = None
+        self.paths, self.needs, self.missing = self._lookup()
 
     def __enter__(self) -> "Build":
         return self
@@ -114,11 +114,21 @@ class Build:
         for index, entry in enumerate(self.allexe.modules):
             path = self.cache.object_path(object_key(self.allexe, entry))
             tag = self.cache.entry_tag(path) if self.cache_usable else None
-            paths.append(path)
+            paths.append(path if tag is None else self._hold(path, index))
             needs.append(Needs.from_tag(tag) if tag is not None else None)
             if tag is None:
                 missing.append(index)
         return paths, needs, missing
+
+    def _hold(self, path: str, index: int) -> str:
+        """A hard link in the work directory to the cached object at `path`: the cache's limit
+        may evict the entry before the link step reads it, never the file linked here."""
+        held = os.path.join(self.workdir, f"{index}.o")
+        try:
+            os.link(path, held)
+        except OSError:
+            return path
+        return held
 
     def objects(self) -> tuple[list[str], object]:
         """Paths of every module's object, in module order, and what the program needs from
@@ -180,6 +190,14 @@ def store_static_binary(cache: Cache, path: str, binary: bytes) -> None:
         raise AllvmError(f"could not write to the cache directory '{cache.root}'")
 
 
+def _open_built(cache: Cache, path: str) -> int:
+    """A descriptor of the static binary just built at `path`, checked as any entry is."""
+    found = cache.open_entry(path)
+    if found is None:
+        raise AllvmError(f"the static binary built at '{path}' is gone or damaged")
+    return found[0]
+
+
 def _copy_to_memory(path: str) -> str:
     """A path to an anonymous in-memory copy of `path`, which is about to be deleted: no
     executable is left behind in any directory, and the copy vanishes with the program."""
@@ -208,7 +226,7 @@ def run(allexe_path: str, argv: list[str], *, force_static: bool = False,
             inprocess.run_inprocess(allexe, argv, original_environ(), noexec=noexec)
             return
     if force_static and cache.ensure_dirs():
-        program = build_static_binary(allexe, cache)
+        program = _open_built(cache, build_static_binary(allexe, cache))
     else:  # the JIT path; also where the cache cannot be used at all
         with Build(allexe, cache, cache_objects=True) as build:
             program = _copy_to_memory(build.link())

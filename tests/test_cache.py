@@ -3,10 +3,14 @@
 import subprocess
 import sys
 import textwrap
+import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 from conftest import build_allexe, run_tool
+
+from allvm.cache import RECORD_SETTLE_SECONDS
 
 MAIN_C = r"""
 #include <stdio.h>
@@ -185,3 +189,25 @@ def test_concurrent_puts_survive_the_scratch_directory_coming_and_going(isolated
         stored = pool.starmap(_put_many, [(str(isolated_cache), w) for w in range(4)])
     assert stored == [150] * 4
     assert sorted(p.name for p in isolated_cache.iterdir()) == ["objects", "static_binaries"]
+
+
+def regular_files(cache) -> list[str]:
+    """What the original toolchain's cache tests count: `find $ALLVM_CACHE_DIR -type f`."""
+    proc = subprocess.run(["find", str(cache), "-type", "f"], capture_output=True, text=True)
+    return sorted(proc.stdout.split())
+
+
+def test_launch_records_are_not_counted_as_entries(tmp_path, isolated_cache):
+    """One object after the first JIT-path run of a one-module allexe, still one after the
+    second, two after -force-static (one in objects/, one in static_binaries/); the launch
+    records the launcher wrote meanwhile are not regular files."""
+    allexe = build_allexe(tmp_path, "one", "int main(void) { return 0; }\n")
+    time.sleep(RECORD_SETTLE_SECONDS + 0.2)  # old enough for the launcher to record it
+    for run in range(2):
+        assert alley(allexe).returncode == 0
+        assert [Path(p).parent.name for p in regular_files(isolated_cache)] == ["objects"], run
+    assert any(p.is_symlink() for p in (isolated_cache / "launch").iterdir())
+    for run in range(2):
+        assert alley("-force-static", allexe).returncode == 0
+        kinds = sorted(Path(p).parent.name for p in regular_files(isolated_cache))
+        assert kinds == ["objects", "static_binaries"], run

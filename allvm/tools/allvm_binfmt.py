@@ -12,9 +12,11 @@ tool = Tool(
     "so the kernel runs them like 'alley FILE' (through alley's native launcher, argv[0]\n"
     "kept, usable by every user). Registering and unregistering need root; binfmt_misc is\n"
     "mounted if it is not. Register again after upgrading allvm-py: the kernel keeps the\n"
-    "launcher it opened at registration.",
-    "examples:\n  allvm-binfmt register\n  chmod +x prog.bc && ./prog.bc args\n"
-    "  allvm-binfmt status\n  allvm-binfmt unregister",
+    "launcher it opened at registration.\n\n"
+    "To make programs start natively for every user, prepare them at install time into the\n"
+    "system cache (root's, read by everyone after their own cache): 'allready -system PROG...'.",
+    "examples:\n  allvm-binfmt register\n  allready -system /usr/local/bin/*.allexe\n"
+    "  chmod +x prog.bc && ./prog.bc args\n  allvm-binfmt status\n  allvm-binfmt unregister",
 )
 tool.positional("action", choices=("register", "unregister", "status"),
                 help="what to do")
