@@ -358,63 +358,76 @@ static int user_cache_path(char *out) {
 
 /* A directory on the way to a root: root's or the owner's, writable by others only when it is
  * sticky (there, only a file's owner may rename it). */
-static int ancestor_ok(int fd, uid_t owner) {
-    struct stat st;
-    return !fstat(fd, &st) && (st.st_uid == 0 || st.st_uid == owner) &&
-           (!(st.st_mode & 022) || (st.st_mode & S_ISVTX));
+static int ancestor_ok(const struct stat *st, uid_t owner) {
+    return (st->st_uid == 0 || st->st_uid == owner) &&
+           (!(st->st_mode & 022) || (st->st_mode & S_ISVTX));
 }
 
 static int directory_ok(const struct stat *st, uid_t owner) {
     return S_ISDIR(st->st_mode) && st->st_uid == owner && !(st->st_mode & 022);
 }
 
-static int open_slash(void) { return open("/", O_PATH | O_DIRECTORY | O_CLOEXEC); }
+/* open(2) with O_CLOEXEC costs musl a second system call; openat(2) does it in one. */
+#define OPEN(path, flags) openat(AT_FDCWD, path, (flags) | O_CLOEXEC)
 
-/* The root's descriptor, walked to from "/" one directory at a time, links followed as the
- * kernel would, each where it lies (cache.py's _safe_path); -1 if missing or not safe. */
+/* The root's descriptor, walked to from "/" one directory at a time, each held open while the
+ * next is checked, links followed as the kernel would, each checked where it lies (cache.py's
+ * _safe_path); -1 if missing or not safe (c->problem says why). */
 static int open_root(cache_dir *c) {
     char rest[2 * PATH_MAX], part[NAME_MAX + 1], target[PATH_MAX];
-    int links = 0, fd = open_slash();
+    int links = 0, next = -1, fd = OPEN("/", O_PATH | O_DIRECTORY);
+    struct stat st;
     snprintf(rest, sizeof rest, "%s", c->path);
     char *p = rest;
-    while (fd >= 0) {
+    if (fd < 0 || fstat(fd, &st))
+        return -1;
+    for (;;) {
         while (*p == '/')
             p++;
         size_t n = strcspn(p, "/");
         if (!n)
+            return fd;
+        next = -1;
+        if (n <= NAME_MAX && ancestor_ok(&st, c->owner)) {
+            memcpy(part, p, n);
+            part[n] = 0;
+            next = openat(fd, part, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+        }
+        if (next < 0 || fstat(next, &st) || !(S_ISDIR(st.st_mode) || S_ISLNK(st.st_mode))) {
+            c->problem = next < 0 && errno == ENOENT ? NULL : "a directory on its way is not safe";
             break;
-        struct stat st;
-        if (n > NAME_MAX || !ancestor_ok(fd, c->owner) ||
-            fstatat(fd, (memcpy(part, p, n), part[n] = 0, part), &st, AT_SYMLINK_NOFOLLOW)) {
-            c->problem = errno == ENOENT ? NULL : "a directory on its way is not safe";
-            close(fd);
-            return -1;
         }
         p += n;
-        if (S_ISLNK(st.st_mode)) { /* p's rest goes behind the link's target */
-            ssize_t len = (st.st_uid == 0 || st.st_uid == c->owner) && ++links <= 40
-                              ? readlinkat(fd, part, target, sizeof target)
-                              : -1;
-            size_t left = strlen(p) + 1;
-            if (len <= 0 || len >= (ssize_t)sizeof target || len + left > sizeof rest) {
-                c->problem = "a link on its way is not safe";
-                close(fd);
-                return -1;
-            }
-            memmove(rest + len, p, left);
-            memcpy(rest, target, len);
-            p = rest;
-            if (target[0] == '/') {
-                close(fd);
-                fd = open_slash();
-            }
+        if (S_ISDIR(st.st_mode)) {
+            close(fd);
+            fd = next;
             continue;
         }
-        int next = openat(fd, part, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-        close(fd);
-        fd = next;
+        /* a link: the rest of the path goes behind its target */
+        ssize_t len = (st.st_uid == 0 || st.st_uid == c->owner) && ++links <= 40
+                          ? readlinkat(next, "", target, sizeof target)
+                          : -1;
+        size_t left = strlen(p) + 1;
+        close(next);
+        next = -1;
+        if (len <= 0 || len >= (ssize_t)sizeof target || len + left > sizeof rest ||
+            fstat(fd, &st)) {
+            c->problem = "a link on its way is not safe";
+            break;
+        }
+        memmove(rest + len, p, left);
+        memcpy(rest, target, len);
+        p = rest;
+        if (target[0] == '/') {
+            close(fd);
+            if ((fd = OPEN("/", O_PATH | O_DIRECTORY)) < 0 || fstat(fd, &st))
+                return -1;
+        }
     }
-    return fd;
+    if (next >= 0)
+        close(next);
+    close(fd);
+    return -1;
 }
 
 /* A directory in the root (none: -1; *unsafe set where it exists but is not the owner's). */
@@ -762,7 +775,7 @@ static int cached_binary(const cache_dir *c, launch_record *r, int *changed) {
  * to one format. */
 static int print_key(const char *path) {
     launch_record r = {0};
-    int known, fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    int known, fd = OPEN(path, O_RDONLY | O_NONBLOCK);
     int ok = fd >= 0 && allexe_key(fd, NULL, &r, &known);
     puts(ok ? r.key : "defer");
     return ok ? 0 : 3;
@@ -796,7 +809,7 @@ static int launch(const start *s) {
         user.root = user.binaries = user.records = -1;
     launch_record r = {0};
     int known = 0, changed = 0, fd = -1;
-    int allexe = open(s->file, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    int allexe = OPEN(s->file, O_RDONLY | O_NONBLOCK);
     if (allexe >= 0 && allexe_key(allexe, &user, &r, &known)) {
         fd = cached_binary(&user, &r, &changed);
         if (fd < 0) {
@@ -837,7 +850,7 @@ static char *own_file(void) {
     }
     struct stat self, named;
     const char *name = exec_name();
-    int fd = open("/proc/self/exe", O_RDONLY | O_CLOEXEC);
+    int fd = OPEN("/proc/self/exe", O_RDONLY);
     if (!path || fd < 0 || fstat(fd, &self) || !name || strlen(name) >= PATH_MAX) {
         if (fd >= 0)
             close(fd);
