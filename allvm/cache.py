@@ -49,6 +49,25 @@ file), not authenticity: that comes from ownership, which the kernel enforces.
 
 The system cache (`$ALLVM_SYSTEM_CACHE`, else SYSTEM_CACHE) is filled by root with
 `allready -system` and consulted, read-only, after the user's own cache.
+
+Size. The entries in `objects/` and `static_binaries/` (apparent sizes; not launch records, not
+scratch) are kept under a limit: DEFAULT_LIMIT, unless `<root>/limit` (LIMIT_LINK) is a
+symbolic link whose target is a decimal byte count (ASCII digits, at most LIMIT_DIGITS;
+anything else means the default) -- one readlink to read, atomic to replace, and not a regular
+file, so the cache's regular files are still exactly its entries. The process that adds an
+entry (`Cache.put`) trims the cache: no daemon, no lock file. When the total is over the limit,
+entries go least recently used first. Last use is max(atime, mtime): entries are never
+modified after they appear, so mtime is when one was added and atime when it was last read or
+exec'd -- as precisely as the mount allows (under `relatime` the atime moves on the first read
+after a write, then at most daily; under `noatime` never, and the order is by age). An entry
+used in the last RECENT_SECONDS is never removed, whatever the limit: that protects an entry
+just added, before its adder opens it; so a burst of additions may hold the cache over its
+limit that long, and the next addition after it brings it back under. Removal is unlink(2): a
+program exec'd from an entry, or a reader that has it open, keeps its inode, and a later start
+misses and rebuilds. Trimmers take turns on an flock of the root directory and rescan under
+it, so concurrent ones do not remove more than needed. Hits and misses are not recorded (that
+would be a write on alley's cache-hit path). allvm/cache_admin.py (`allvm-cache`) reports the
+sizes, empties the cache and sets the limit.
 """
 
 import errno
@@ -85,6 +104,12 @@ USER_MODE, SYSTEM_MODE = 0o700, 0o755
 # Symbolic links followed on the way to a cache root, as the kernel's own limit.
 MAX_SYMLINKS = 40
 RECORD_SETTLE_SECONDS = 2
+# Size: the default limit, the link that sets another, and the window that keeps new entries.
+DEFAULT_LIMIT = 5 << 30
+LIMIT_LINK = "limit"
+LIMIT_DIGITS = 20
+# Longer than a build's gap between adding an entry and opening it (exec, link).
+RECENT_SECONDS = 300
 KEY_DIGEST_SIZE = 20
 # The seal's trailer: magic, digest of payload+tag, payload size, tag size.
 SEAL_MAGIC = b"ALLVMCE2"
@@ -372,17 +397,66 @@ class Cache:
                 f.write(seal(data, tag))
             os.chmod(tmp, 0o755 if executable else 0o644)
             os.replace(tmp, path)  # concurrent puts of one key carry identical content
-            from allvm.eviction import enforce_limit
-
-            enforce_limit(self)
-            return True
         except OSError as e:
             if tmp:
                 _remove(tmp)
             self._refused(e)
             return False
         finally:
-            self._drop_scratch()
+            self.drop_scratch()
+        try:
+            self.trim()
+        except OSError:
+            pass  # the entry is stored; a trim that cannot run leaves the cache usable
+        return True
+
+    def limit(self) -> int:
+        """The size limit in bytes (Size); DEFAULT_LIMIT for a cache not safe to read."""
+        if not self.trusted():
+            return DEFAULT_LIMIT
+        try:
+            text = os.readlink(os.path.join(self.root, LIMIT_LINK))
+        except OSError:  # none (ENOENT), or not a link (EINVAL): the default
+            return DEFAULT_LIMIT
+        if text.isascii() and text.isdigit() and len(text) <= LIMIT_DIGITS:
+            return int(text)
+        return DEFAULT_LIMIT
+
+    def trim(self) -> dict:
+        """Remove least recently used entries until the cache is within its limit (Size).
+
+        Returns what was removed (`entries`, `bytes`) and the bytes left (`total`), which may
+        stay over the limit: entries used in the last RECENT_SECONDS are kept. Under the limit
+        it costs one scan of the two entry directories.
+        """
+        if not self.trusted():
+            return {"entries": 0, "bytes": 0, "total": 0}
+        limit = self.limit()
+        total = sum(size for _, size, _ in scan_entries(self.objects, self.static_binaries))
+        if total <= limit:
+            return {"entries": 0, "bytes": 0, "total": total}
+        import fcntl
+        import time
+
+        count = removed = 0
+        fd = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)  # released by the close
+            # Again, under the lock: another trimmer may have been first.
+            found = scan_entries(self.objects, self.static_binaries)
+            total = sum(size for _, size, _ in found)
+            recent = time.time() - RECENT_SECONDS
+            for path, size, last_use in sorted(found, key=lambda entry: entry[2]):
+                if total <= limit or last_use > recent:
+                    break
+                try:
+                    os.unlink(path)
+                except FileNotFoundError:  # removed meanwhile: gone all the same
+                    pass
+                total, count, removed = total - size, count + 1, removed + size
+        finally:
+            os.close(fd)
+        return {"entries": count, "bytes": removed, "total": total}
 
     def _in_scratch(self, make):
         """`make` (mkstemp or mkdtemp) a name in the scratch directory; retried when a
@@ -413,7 +487,7 @@ class Cache:
         import shutil  # not at the top: shutil pulls in `re`, too slow for the cache-hit path
 
         shutil.rmtree(workdir, ignore_errors=True)
-        self._drop_scratch()
+        self.drop_scratch()
 
     def _scratch(self) -> str:
         """`tmp/` in the cache, on the same file system as the entries (for atomic renames).
@@ -423,13 +497,22 @@ class Cache:
         """
         scratch = os.path.join(self.root, SCRATCH)
         make_directories(scratch, SYSTEM_MODE if self.system else USER_MODE)
-        for name in os.listdir(scratch):
-            pid = name.split("-", 1)[0]
-            if pid.isdigit() and not process_alive(int(pid)):
-                _remove(os.path.join(scratch, name))
+        self.sweep_scratch()
         return scratch
 
-    def _drop_scratch(self) -> None:
+    def sweep_scratch(self) -> dict:
+        """Remove what dead processes left in the scratch directory (each name starts with
+        its owner's pid; a live one's are kept). Returns what went: `entries`, `bytes`."""
+        count = size = 0
+        for item in scan_directory(os.path.join(self.root, SCRATCH)):
+            pid = item.name.split("-", 1)[0]
+            if pid.isdigit() and not process_alive(int(pid)):
+                size += _tree_size(item)
+                _remove(item.path)
+                count += 1
+        return {"entries": count, "bytes": size}
+
+    def drop_scratch(self) -> None:
         """Leave nothing behind: the scratch directory goes once it is empty."""
         try:
             os.rmdir(os.path.join(self.root, SCRATCH))
@@ -462,6 +545,40 @@ def make_directories(path: str, mode: int) -> None:
     except FileExistsError:
         return
     os.chmod(path, mode)  # the umask only ever removes bits: put back what it took
+
+
+def scan_directory(directory: str) -> list[os.DirEntry]:
+    """The items in `directory`; none when it does not exist (yet)."""
+    try:
+        with os.scandir(directory) as items:
+            return list(items)
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+
+
+def scan_entries(*directories: str) -> list[tuple[str, int, float]]:
+    """(path, size, last use) of every entry -- regular file -- in `directories` (Size)."""
+    found = []
+    for directory in directories:
+        for item in scan_directory(directory):
+            try:
+                st = item.stat(follow_symlinks=False)
+            except FileNotFoundError:  # removed meanwhile
+                continue
+            if item.is_file(follow_symlinks=False):
+                found.append((item.path, st.st_size, max(st.st_atime, st.st_mtime)))
+    return found
+
+
+def _tree_size(item: os.DirEntry) -> int:
+    """Bytes of the file `item`, or of the regular files under it when it is a directory."""
+    try:
+        if not item.is_dir(follow_symlinks=False):
+            return item.stat(follow_symlinks=False).st_size
+        return sum(os.lstat(os.path.join(directory, name)).st_size
+                   for directory, _, files in os.walk(item.path) for name in files)
+    except OSError:  # removed meanwhile
+        return 0
 
 
 def _is_entry_of(st: os.stat_result, owner: int) -> bool:
