@@ -120,7 +120,7 @@ def test_stats_of_an_empty_and_a_filled_cache(tmp_path, hello_c, isolated_cache)
     assert stats["launch_records"] == {"entries": 1, "bytes": 0}
     assert stats["total"] == {"entries": 2, "bytes": sum(size.values())}
     text = cache_tool("stats").stdout
-    assert "objects:         1 entries, " in text and "launch records:  1 entries" in text
+    assert "objects:         1 entry, " in text and "launch records:  1 entry" in text
     assert f"({sum(size.values())} bytes)" in text or f"{sum(size.values())} B" in text
 
 

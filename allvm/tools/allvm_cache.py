@@ -81,7 +81,7 @@ def stats_text(result: dict) -> str:
     rows = [("location", result["location"]), ("limit", _size_text(result["limit"]))]
     for kind in ("objects", "static_binaries"):
         rows.append((kind.replace("_", " "), _count_text(result[kind])))
-    rows.append(("launch records", f"{result['launch_records']['entries']} entries"))
+    rows.append(("launch records", _count_text(result["launch_records"]).split(",")[0]))
     total = result["total"]
     share = f" ({100 * total['bytes'] / result['limit']:.0f}% of the limit)" \
         if result["limit"] else ""
@@ -123,7 +123,8 @@ def _size_text(size: int) -> str:
 
 
 def _count_text(kind: dict) -> str:
-    return f"{kind['entries']} entries, {_size_text(kind['bytes'])}"
+    count = kind["entries"]
+    return f"{count} {'entry' if count == 1 else 'entries'}, {_size_text(kind['bytes'])}"
 
 
 COMMANDS = {"stats": stats, "clean": clean, "limit": limit}
