@@ -13,13 +13,17 @@ each followed by a NUL byte.
 - static binary: `<CRC of main.bc>-<_digest(CODEGEN_ID, name 1, stored digest 1, name 2, ...)>`
   over all modules in order. A bare bitcode file is keyed as the allexe holding it, stored, as
   its only module `main.bc` (allvm/allexe.py reads it so).
-CODEGEN_ID names everything that changes the native code for the same IR.
+CODEGEN_ID names everything that changes the native code for the same IR: a static binary's is
+the optimized settings' (allvm/native/settings.py); an object's is the settings it was compiled
+with (the JIT path's tier).
 
-Entries. Each entry is one file, sealed: payload, tag (what the entry is for: an object's
-target triple), SEAL_MAGIC, BLAKE2b-128 of payload and tag, payload size (8 bytes LE), tag
-size (2 bytes LE). A truncated or corrupt entry is detected on use and rebuilt. Entries appear
-atomically: written in the scratch directory `tmp/` under a name starting with the writer's
-pid (so what a killed writer left is swept), then renamed into place; `tmp/` goes once empty.
+Entries. Each entry is one file, sealed: payload, tag (what the entry is for: an object's target
+triple; a static binary's is empty, or INTERIM_TAG for one linked from fast-tier objects that
+stands in until the optimized binary replaces it, see allvm/native/promote.py), SEAL_MAGIC,
+BLAKE2b-128 of payload and tag, payload size (8 bytes LE), tag size (2 bytes LE). A truncated or
+corrupt entry is detected on use and rebuilt. Entries appear atomically: written in the scratch
+directory `tmp/` under a name starting with the writer's pid (so what a killed writer left is
+swept), then renamed into place; `tmp/` goes once empty.
 
 Launch records (`launch/`, written and read by the launcher only; not entries). Hashing a 5 MB
 allexe and its binary on every start would cost more than the start itself, so the launcher
@@ -74,16 +78,11 @@ import errno
 import os
 from _blake2 import blake2b
 
-from allvm import LLVM_VERSION, __version__
 from allvm.allexe import Allexe, ModuleEntry
+from allvm.native.settings import OPTIMIZED
 
-# Everything that changes the native code for the same IR. Bump FORMAT when the layout changes.
-FORMAT = 2
-TARGET_CPU = "x86-64"
-CODEGEN_OPT_LEVEL = 2
-ZIG_VERSION = "0.17.1"
-CODEGEN_ID = (f"allvm-py {__version__}; cache format {FORMAT}; LLVM {LLVM_VERSION}; "
-              f"zig {ZIG_VERSION}; cpu {TARGET_CPU}; O{CODEGEN_OPT_LEVEL}")
+# What static binaries are made with (allvm/native/settings.py): the launcher keys on it.
+CODEGEN_ID = OPTIMIZED.codegen_id
 
 # Below this much free space the cache's file system counts as full: a build would fail halfway.
 MIN_FREE_SPACE = 16 << 20
@@ -104,6 +103,7 @@ USER_MODE, SYSTEM_MODE = 0o700, 0o755
 # Symbolic links followed on the way to a cache root, as the kernel's own limit.
 MAX_SYMLINKS = 40
 RECORD_SETTLE_SECONDS = 2
+INTERIM_TAG = b"tier fast"
 # Size: the default limit, the link that sets another, and the window that keeps new entries.
 DEFAULT_LIMIT = 5 << 30
 LIMIT_LINK = "limit"
@@ -230,11 +230,12 @@ def stored_digest(allexe: Allexe, entry: ModuleEntry) -> str:
     return h.hexdigest()
 
 
-def object_key(allexe: Allexe, entry: ModuleEntry) -> str:
-    """`<CRC>-<module base name>-<key>.o`: a person can tell what it is; the key decides."""
+def object_key(allexe: Allexe, entry: ModuleEntry, codegen_id: str = CODEGEN_ID) -> str:
+    """`<CRC>-<module base name>-<key>.o`: a person can tell what it is; the key decides.
+    `codegen_id`: the settings it is compiled with (allvm.native.settings)."""
     # The name is for people only: a module name may be long or hostile (`..`), keep it short.
     name = entry.base_name.removesuffix(".bc").lstrip(".")[:40] or "module"
-    return f"{entry.crc_hex}-{name}-{_digest(CODEGEN_ID, stored_digest(allexe, entry))}.o"
+    return f"{entry.crc_hex}-{name}-{_digest(codegen_id, stored_digest(allexe, entry))}.o"
 
 
 def static_binary_key(allexe: Allexe) -> str:
@@ -386,8 +387,10 @@ class Cache:
         print(f"{tool}: warning: cache '{self.root}' not used ({problem}); "
               "running uncached", file=sys.stderr, flush=True)
 
-    def put(self, path: str, data: bytes, *, tag: bytes = b"", executable: bool = False) -> bool:
-        """Store a sealed entry atomically; False if the cache refused it (full, read-only)."""
+    def put(self, path: str, data: bytes, *, tag: bytes = b"", executable: bool = False,
+            replace: bool = True) -> bool:
+        """Store a sealed entry atomically; False if the cache refused it (full, read-only).
+        Without `replace`, an entry already at `path` stays (and counts as stored)."""
         import tempfile
 
         tmp = None
@@ -396,7 +399,10 @@ class Cache:
             with open(fd, "wb") as f:
                 f.write(seal(data, tag))
             os.chmod(tmp, 0o755 if executable else 0o644)
-            os.replace(tmp, path)  # concurrent puts of one key carry identical content
+            if replace:
+                os.replace(tmp, path)  # concurrent puts of one key carry identical content
+            else:
+                _link_new(tmp, path)
         except OSError as e:
             if tmp:
                 _remove(tmp)
@@ -525,14 +531,24 @@ class Cache:
 _SCRATCH_ATTEMPTS = 100
 
 
-def open_static_binary(key: str, cache: "Cache") -> int | None:
-    """A descriptor of the static binary under `key`: the user's cache first, then the
-    system cache (read-only); None when neither has it."""
+def open_static_binary(key: str, cache: "Cache") -> tuple[int, bytes] | None:
+    """A descriptor of the static binary under `key` and its tag: the user's cache first,
+    then the system cache (read-only); None when neither has it."""
     for where in (cache, Cache(system=True)):
         found = where.open_entry(where.static_binary_path(key))
         if found is not None:
-            return found[0]
+            return found
     return None
+
+
+def _link_new(tmp: str, path: str) -> None:
+    """`tmp` to `path` unless something is there already; `tmp` goes either way."""
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        pass
+    finally:
+        os.unlink(tmp)
 
 
 def make_directories(path: str, mode: int) -> None:

@@ -30,7 +30,7 @@ import allvm.cache
 from allvm.allexe import Allexe, ModuleEntry, inflate
 from allvm.cache import Cache, object_key, static_binary_key
 from allvm.errors import AllvmError
-from allvm.execute import store_static_binary
+from allvm.native.build import store_static_binary
 
 # An unreachable scheduler is reported within this many seconds.
 CONNECT_SECONDS = 5

@@ -7,9 +7,9 @@ reference platform), the host glibc for `*-linux-gnu`.
 
 from allvm.allexe import MAIN_MODULE
 from allvm.bitcode import bitcode_triple
-from allvm.cache import CODEGEN_OPT_LEVEL, TARGET_CPU
 from allvm.imports import module_symbols
 from allvm.ir import check_main, ir_symbol, llvm, native_target, parse_module
+from allvm.native.settings import OPTIMIZED, CodegenSettings
 from allvm.platform import Needs
 from allvm.structors import CTORS, DEFAULT_PRIORITY, DTORS, find_table, table_entries
 from allvm.toolchain import is_gnu
@@ -42,7 +42,8 @@ def structors_to_init_array(module, context):
     return parse_module(text.encode(), module.name, context=context)
 
 
-def compile_module(bitcode: bytes, name: str) -> tuple[bytes, Needs]:
+def compile_module(bitcode: bytes, name: str,
+                   settings: CodegenSettings = OPTIMIZED) -> tuple[bytes, Needs]:
     """One module's native object, and what it needs from the platform (its target triple,
     whether the C++ runtime, whether it carries its libc in IR)."""
     from allvm.platform.libc_ir import is_platform_ir
@@ -55,7 +56,7 @@ def compile_module(bitcode: bytes, name: str) -> tuple[bytes, Needs]:
     triple = module.triple or DEFAULT_TRIPLE
     module.triple = triple
     # musl programs link statically (no PIE); glibc ones as position-independent executables.
-    machine = target_machine(triple, name, reloc="pic" if is_gnu(triple) else "static")
+    machine = target_machine(triple, name, settings, reloc="pic" if is_gnu(triple) else "static")
     _, declared = module_symbols(module)
     return machine.emit_object(module), Needs.of_module(triple, declared,
                                                         libc_ir=is_platform_ir(module))
@@ -75,11 +76,11 @@ def check_target(module) -> None:
     native_target(module.triple or DEFAULT_TRIPLE, module.name)
 
 
-def target_machine(triple: str, name: str, *, reloc: str = "default",
-                   codemodel: str = "default"):
-    """A target machine for `triple` with the platform's CPU and optimization level: the one
-    place that decides what code is generated (and what CODEGEN_ID describes)."""
+def target_machine(triple: str, name: str, settings: CodegenSettings = OPTIMIZED, *,
+                   reloc: str = "default", codemodel: str = "default"):
+    """A target machine for `triple` with the settings' CPU and optimization level: the one
+    place that decides what code is generated (and what their codegen id describes)."""
     return native_target(triple, name).create_target_machine(
-        cpu=TARGET_CPU, opt=CODEGEN_OPT_LEVEL, reloc=reloc, codemodel=codemodel)
+        cpu=settings.cpu, opt=settings.opt_level, reloc=reloc, codemodel=codemodel)
 
 

@@ -7,8 +7,10 @@ compiler (llvmlite) is imported only by the paths that compile.
 import os
 
 from allvm.allexe import Allexe
-from allvm.cache import Cache, object_key, open_static_binary, static_binary_key
+from allvm.cache import INTERIM_TAG, Cache, open_static_binary, static_binary_key
 from allvm.errors import AllvmError
+from allvm.native.build import Build, build_static_binary
+from allvm.native.settings import FAST, CodegenSettings, jit_tier
 from allvm.signals import restore_caller_dispositions
 
 # The dynamic loader's variables are the program's, not the Python alley's: a program's
@@ -48,13 +50,15 @@ def exec_program(program: str | int, argv: list[str]) -> None:
     os.execve(program, argv, original_environ())
 
 
-def run_cached(allexe_path: str, argv: list[str], *, objects: bool = True) -> None:
+def run_cached(allexe_path: str, argv: list[str], *, objects: bool = True,
+               tier: CodegenSettings | None = None) -> None:
     """Exec the allexe's cached native code with `argv` if all of it is cached, else return.
 
     A cached static binary (the user's, else the system cache's) is exec'd as it is. With
-    `objects`, cached objects are linked first: that is the JIT path with nothing to compile,
-    so it runs here, before alley loads its option parser or the compiler. Any problem
-    returns: the full path then reports it properly.
+    `objects`, cached objects of the JIT path's `tier` are linked first: that is the JIT path
+    with nothing to compile, so it runs here, before alley loads its option parser or the
+    compiler (and promotes the program, as the JIT path does). Any problem returns: the full
+    path then reports it properly.
     """
     try:
         allexe = Allexe.open(allexe_path)
@@ -63,131 +67,34 @@ def run_cached(allexe_path: str, argv: list[str], *, objects: bool = True) -> No
     except (AllvmError, OSError, MemoryError):
         return
     if binary is not None:
-        exec_program(binary, argv)
+        fd, tag = binary
+        if tag == INTERIM_TAG:  # a stand-in: its optimized build must be under way
+            from allvm.native import promote
+
+            promote.start_promoter(allexe, cache)
+        exec_program(fd, argv)
     if not objects:
         return
+    tier = tier or jit_tier()
     try:
-        with Build(allexe, cache, cache_objects=True) as build:
+        with Build(allexe, cache, cache_objects=True, settings=tier) as build:
             if build.missing:
                 return
             program = _copy_to_memory(build.link())
     except (AllvmError, OSError, MemoryError):
         return
+    _promote(allexe, cache, tier, program)
     exec_program(program, argv)
 
 
-class Build:
-    """Native code for one allexe: its objects, linked into an executable in a work directory.
+def _promote(allexe: Allexe, cache: Cache, tier: CodegenSettings, program: str) -> None:
+    """A program run from fast-tier code (`program`, linked) stands in as its static binary
+    while the optimized one is built in the background (allvm.native.promote), unless the
+    cache cannot hold them."""
+    if tier is FAST and cache.ensure_dirs():
+        from allvm.native import promote
 
-    `cache_objects` says whether compiled objects go into `objects/` (the JIT path) or stay
-    private (allready: a static binary, no objects). Objects already cached are used either way.
-    """
-
-    def __init__(self, allexe: Allexe, cache: Cache, *, cache_objects: bool):
-        self.allexe = allexe
-        self.cache = cache
-        self.cache_usable = cache.ensure_dirs()
-        self.cache_objects = cache_objects and self.cache_usable
-        self._workdir = None
-        self.paths, self.needs, self.missing = self._lookup()
-
-    def __enter__(self) -> "Build":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        if self._workdir is not None:
-            self.cache.remove_workdir(self._workdir)
-
-    @property
-    def workdir(self) -> str:
-        """The build's scratch directory, made when first needed."""
-        if self._workdir is None:
-            self._workdir = self.cache.make_workdir()
-        return self._workdir
-
-    def _lookup(self) -> tuple[list[str], list, list[int]]:
-        """Every module's object path in the cache, what it needs from the platform if the
-        object is cached there, and the modules still to compile."""
-        from allvm.platform import Needs
-
-        paths, needs, missing = [], [], []
-        for index, entry in enumerate(self.allexe.modules):
-            path = self.cache.object_path(object_key(self.allexe, entry))
-            tag = self.cache.entry_tag(path) if self.cache_usable else None
-            paths.append(path if tag is None else self._hold(path, index))
-            needs.append(Needs.from_tag(tag) if tag is not None else None)
-            if tag is None:
-                missing.append(index)
-        return paths, needs, missing
-
-    def _hold(self, path: str, index: int) -> str:
-        """A hard link in the work directory to the cached object at `path`: the cache's limit
-        may evict the entry before the link step reads it, never the file linked here."""
-        held = os.path.join(self.workdir, f"{index}.o")
-        try:
-            os.link(path, held)
-        except OSError:
-            return path
-        return held
-
-    def objects(self) -> tuple[list[str], object]:
-        """Paths of every module's object, in module order, and what the program needs from
-        the platform (an allvm.platform.Needs; imported late, as this module is alley's hot
-        path)."""
-        from allvm.platform import program_needs
-
-        if self.missing:
-            self._compile()
-        return self.paths, program_needs(self.needs)
-
-    def _compile(self) -> None:
-        from allvm.codegen import check_bitcode_target, compile_module
-        from allvm.parallel import in_parallel
-
-        indices, self.missing = self.missing, []
-        paths = self.paths
-        jobs = [(self.allexe.read_module(self.allexe.modules[i]), self.allexe.modules[i].name)
-                for i in indices]
-        for bitcode, name in jobs:  # another architecture: refused before anything compiles
-            check_bitcode_target(bitcode, name)
-        for i, (obj, needs) in zip(indices, in_parallel(compile_module, jobs), strict=True):
-            self.needs[i] = needs
-            if not (self.cache_objects and self.cache.put(paths[i], obj, tag=needs.tag())):
-                paths[i] = os.path.join(self.workdir, f"{i}.o")
-                try:
-                    with open(paths[i], "wb") as f:
-                        f.write(obj)
-                except OSError as e:  # e.g. the disk filled up since the cache was checked
-                    raise AllvmError(f"could not write '{paths[i]}': {e.strerror}") from None
-
-    def link(self) -> str:
-        """Link every module into one executable in the work directory; returns its path."""
-        from allvm.platform import link_executable
-
-        objects, needs = self.objects()
-        output = os.path.join(self.workdir, "program")
-        link_executable(objects, needs, output)
-        return output
-
-
-def build_static_binary(allexe: Allexe, cache: Cache) -> str:
-    """The allexe's static binary in the cache (built if missing); its path."""
-    path = cache.static_binary_path(static_binary_key(allexe))
-    if cache.entry_tag(path) is not None:
-        return path
-    with Build(allexe, cache, cache_objects=False) as build:
-        if not build.cache_usable:
-            raise AllvmError(f"cache directory '{cache.root}' is not usable")
-        with open(build.link(), "rb") as f:
-            binary = f.read()
-    store_static_binary(cache, path, binary)
-    return path
-
-
-def store_static_binary(cache: Cache, path: str, binary: bytes) -> None:
-    """Put a static binary into the cache at `path` (its static_binary_key's path)."""
-    if not cache.put(path, binary, executable=True):
-        raise AllvmError(f"could not write to the cache directory '{cache.root}'")
+        promote.start(allexe, cache, program)
 
 
 def _open_built(cache: Cache, path: str) -> int:
@@ -208,8 +115,12 @@ def _copy_to_memory(path: str) -> str:
 
 
 def run(allexe_path: str, argv: list[str], *, force_static: bool = False,
-        noexec: bool = False, jit: str = "exec", policy=None) -> None:
+        noexec: bool = False, jit: str = "exec", policy=None,
+        tier: CodegenSettings | None = None) -> None:
     """alley's slow path: build what is missing, then exec (or, with noexec, report).
+
+    The JIT path compiles with `tier` (allvm.native.settings; `$ALLVM_TIER` by default): from
+    the fast tier, the program runs at once and is promoted in the background.
 
     `jit="inprocess"` runs a gnu allexe inside this process (allvm.jit). The exec path is the
     default: measured by bench/bench_alley.py (README, "The in-process JIT"), with objects
@@ -228,8 +139,11 @@ def run(allexe_path: str, argv: list[str], *, force_static: bool = False,
     if force_static and cache.ensure_dirs():
         program = _open_built(cache, build_static_binary(allexe, cache))
     else:  # the JIT path; also where the cache cannot be used at all
-        with Build(allexe, cache, cache_objects=True) as build:
+        tier = tier or jit_tier()
+        with Build(allexe, cache, cache_objects=True, settings=tier) as build:
             program = _copy_to_memory(build.link())
+        if not noexec:
+            _promote(allexe, cache, tier, program)
     if noexec:
         print("'noexec' option set")
         return

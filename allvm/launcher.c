@@ -33,7 +33,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/auxv.h>
+#include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -770,6 +772,48 @@ static int cached_binary(const cache_dir *c, launch_record *r, int *changed) {
     return fd;
 }
 
+/* Whether the sealed entry FD holds TAG as its tag (cache.py's seal()): read from its trailer. */
+static int tagged(int fd, const char *tag) {
+    struct stat st;
+    uint8_t trailer[SEAL_TRAILER];
+    char found[64];
+    size_t n = strlen(tag);
+    return n <= sizeof found && !fstat(fd, &st) && st.st_size >= (off_t)(SEAL_TRAILER + n) &&
+           pread(fd, trailer, SEAL_TRAILER, st.st_size - SEAL_TRAILER) == SEAL_TRAILER &&
+           u16(trailer + SEAL_TRAILER - 2) == n &&
+           pread(fd, found, n, st.st_size - SEAL_TRAILER - n) == (ssize_t)n &&
+           !memcmp(found, tag, n);
+}
+
+/* A stand-in binary (linked from fast-tier objects: allvm/native/promote.py) runs while the
+ * optimized one is built in the background. When no build holds the cache's promotion lock
+ * (the one started with it was killed), this start begins one, detached, as the Python alley
+ * would: its own session, reparented to init, stdio on /dev/null. */
+static void promote(const cache_dir *c, const char *file) {
+    char path[PATH_MAX], cwd[PATH_MAX] = "";
+    int lock = openat(c->binaries, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    int idle = lock >= 0 && !flock(lock, LOCK_EX | LOCK_NB);
+    if (lock >= 0)
+        close(lock); /* and with it the lock: the promoter takes it */
+    if (!idle || (file[0] != '/' && !getcwd(cwd, sizeof cwd)) ||
+        snprintf(path, sizeof path, "%s%s%s", cwd, *cwd ? "/" : "", file) >= (int)sizeof path)
+        return;
+    char **env = python_environ();
+    pid_t pid = env ? fork() : -1;
+    if (pid == 0) {
+        setsid();
+        if (fork() == 0) {
+            int null = open("/dev/null", O_RDWR);
+            char *args[] = {ALLVM_PYTHON, "-I", "-m", ALLVM_PROMOTER, path, NULL};
+            if (null >= 0 && dup2(null, 0) >= 0 && dup2(null, 1) >= 0 && dup2(null, 2) >= 0)
+                execve(ALLVM_PYTHON, args, env);
+        }
+        _exit(0);
+    }
+    if (pid > 0)
+        waitpid(pid, NULL, 0);
+}
+
 /* `alley -launcher-key FILE`: the key this launcher computes for FILE, or "defer" (exit 3)
  * where it leaves FILE to the Python alley. A diagnostic, and how the tests hold both sides
  * to one format. */
@@ -812,6 +856,8 @@ static int launch(const start *s) {
     int allexe = OPEN(s->file, O_RDONLY | O_NONBLOCK);
     if (allexe >= 0 && allexe_key(allexe, &user, &r, &known)) {
         fd = cached_binary(&user, &r, &changed);
+        if (fd >= 0 && tagged(fd, ALLVM_INTERIM_TAG))
+            promote(&user, s->file);
         if (fd < 0) {
             open_cache(&system);
             fd = cached_binary(&system, &r, &changed);

@@ -20,6 +20,8 @@ from allvm.errors import AllvmError
 
 SOURCE = os.path.join(os.path.dirname(__file__), "launcher.c")
 BINFMT_NAME = "alley-binfmt"
+# The module that builds a program's optimized binary in the background (allvm/native/).
+PROMOTER = "allvm.native.promote"
 # Searched for in an installed `alley`: which build of the launcher it is.
 _BUILD_MARK = b"allvm-launcher-build "
 
@@ -37,6 +39,8 @@ def definitions() -> dict[str, str | bytes | int | tuple]:
         "ALLVM_CACHE_DIRECTORIES": cache.DIRECTORIES,
         "ALLVM_SYSTEM_CACHE": cache.SYSTEM_CACHE,
         "ALLVM_BINFMT_NAME": BINFMT_NAME,
+        "ALLVM_INTERIM_TAG": cache.INTERIM_TAG,
+        "ALLVM_PROMOTER": PROMOTER,
         "ALLVM_RECORD_SETTLE_SECONDS": cache.RECORD_SETTLE_SECONDS,
         "ALLVM_MAIN_MODULE": allexe.MAIN_MODULE,
         "ALLVM_BITCODE_MAGIC": bitcode.MAGIC,

@@ -70,9 +70,14 @@ def native_probe(directory: Path, target: str = MUSL_TARGET) -> Path:
 
 @pytest.fixture(autouse=True)
 def isolated_cache(tmp_path, monkeypatch) -> Path:
-    """Each test gets its own ALLVM cache, so cache-counting tests see only their own work."""
+    """Each test gets its own ALLVM cache, so cache-counting tests see only their own work.
+
+    The JIT path compiles optimized objects and builds nothing in the background (ALLVM_TIER,
+    allvm/native/settings.py), as the original toolchain's cache tests expect; the tests of
+    the fast tier and its promotion (tests/test_tiers.py) ask for it themselves."""
     cache = tmp_path / "allvm-cache"
     monkeypatch.setenv("ALLVM_CACHE_DIR", str(cache))
+    monkeypatch.setenv("ALLVM_TIER", "optimized")
     return cache
 
 

@@ -316,5 +316,5 @@ def test_the_local_path_imports_no_dask(allexes):
     assert proc.returncode == 0, proc.stderr
     imported = [line.rsplit("|", 1)[-1].strip() for line in proc.stderr.splitlines()
                 if line.startswith("import time:")]
-    assert "allvm.execute" in imported  # the profile does list what was imported
+    assert "allvm.native.build" in imported  # the profile does list what was imported
     assert not [m for m in imported if m.split(".")[0] in ("dask", "distributed")]

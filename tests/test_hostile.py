@@ -266,7 +266,7 @@ def test_another_architecture_is_refused_before_compiling(bad_inputs, monkeypatc
     """The library's triple is read from its bitcode: main.bc is not compiled either."""
     from allvm import parallel
     from allvm.cache import Cache
-    from allvm.execute import build_static_binary
+    from allvm.native.build import build_static_binary
 
     compiled = []
     monkeypatch.setattr(parallel, "in_parallel", lambda function, jobs: compiled.extend(jobs))

@@ -79,7 +79,7 @@ def _host_glibc() -> str:
 def link_flags(needs: Needs) -> list[str]:
     """`zig cc`'s flags for an executable: static musl with the libc fixes, dynamic against
     the host glibc, or static with no libc at all (the program carries its own in IR)."""
-    from allvm.cache import CODEGEN_OPT_LEVEL
+    from allvm.native.settings import OPTIMIZED
 
     triple = needs.triple
     if needs.libc_ir:
@@ -90,7 +90,7 @@ def link_flags(needs: Needs) -> list[str]:
         flags = ["-target", MUSL_TARGET, "-static", *libc.link_flags()]
     # -O: zig links its libc builds in the mode given (without it, a Debug musl: 10x larger
     # and slower); the same mode `make` warms.
-    return [*flags, f"-O{CODEGEN_OPT_LEVEL}", "-s"]
+    return [*flags, f"-O{OPTIMIZED.opt_level}", "-s"]
 
 
 def link_inputs(objects: list[str], needs: Needs) -> list[str]:

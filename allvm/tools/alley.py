@@ -7,13 +7,14 @@ import os
 import sys
 
 from allvm.execute import run_cached
+from allvm.native.settings import TIERS
 from allvm.policy import policy_in_environment
 from allvm.signals import set_caller_ignored
 
 # alley's options that take a value: everything up to ALLEXE is alley's, the rest the program's.
-_VALUED = {"argv0", "jit", "deny", "policy"}
+_VALUED = {"argv0", "jit", "deny", "policy", "tier"}
 # The options a cache hit answers (allvm/launcher.c takes the same ones).
-_HIT_OPTIONS = {"force-static", "argv0"}
+_HIT_OPTIONS = {"force-static", "argv0", "tier"}
 
 
 def main() -> int:
@@ -30,7 +31,8 @@ def main() -> int:
     if program and not policy_in_environment() and set(pairs) <= _HIT_OPTIONS:
         argv0 = pairs.get("argv0") or program[0]
         # execs on a cache hit; returns otherwise
-        run_cached(program[0], [argv0, *program[1:]], objects="force-static" not in pairs)
+        run_cached(program[0], [argv0, *program[1:]], objects="force-static" not in pairs,
+                   tier=TIERS.get(pairs.get("tier") or ""))
     return _slow_main(launched, options, program)
 
 
@@ -106,6 +108,11 @@ def _slow_main(launched: bool, options: list[str], program: list[str]) -> int:
     tool.option("jit", choices=("exec", "inprocess"), default="exec",
                 help="how the JIT path runs a *-linux-gnu program: linked and exec'd (the "
                      "default, and always for musl) or inside alley's process")
+    tool.option("tier", choices=("fast", "optimized"), default=None,
+                help="how the JIT path compiles a program not cached yet: fast (the default, "
+                     "also from $ALLVM_TIER: the program starts at once and its optimized "
+                     "static binary is built in the background for its next start) or "
+                     "optimized (optimized objects, nothing built in the background)")
     tool.option("deny", action="append", default=[], metavar="NAME,...",
                 help="refuse to run a program that references one of these functions or "
                      "groups (exec, net, dl); also from -policy FILE and $ALLVM_POLICY")
@@ -117,7 +124,8 @@ def _slow_main(launched: bool, options: list[str], program: list[str]) -> int:
                                              *program[1:]],
                                   force_static=a.force_static,
                                   noexec=a.noexec, jit=a.jit,
-                                  policy=load_policy(a.deny, a.policy)),
+                                  policy=load_policy(a.deny, a.policy),
+                                  tier=TIERS[a.tier] if a.tier else None),
                     [*options, "--", *program[:1]])
 
 

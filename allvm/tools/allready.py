@@ -29,7 +29,7 @@ tool.option("system", action="store_true",
 def build_one(path: str, system: bool) -> None:
     from allvm.allexe import Allexe
     from allvm.cache import Cache
-    from allvm.execute import build_static_binary
+    from allvm.native.build import build_static_binary
 
     build_static_binary(Allexe.open(path), Cache(system=system))
 

@@ -1,0 +1,54 @@
+"""Code-generation settings: everything that changes the native code made from the same IR.
+
+The cache keys every entry on the settings' codegen id (allvm/cache.py), so code made with
+other settings is never reused. Two tiers:
+- OPTIMIZED: what static binaries are made with (allready, -force-static, the cluster, the
+  background promotion) and what the JIT path used to make: LLVM's default code generation at
+  O2 for the baseline x86-64 CPU.
+- FAST: a program's first run on the JIT path: O0 code generation (FastISel, no scheduling or
+  register-allocation search), about a third of O2's time; its objects are cached under their
+  own key, and the optimized static binary is built in the background (allvm.native.promote).
+
+`$ALLVM_TIER` chooses the JIT path's tier: `fast` (the default) or `optimized` (the JIT path
+as before: optimized objects, nothing built in the background).
+
+Imports nothing heavy: alley's cache-hit path computes keys with it.
+"""
+
+import os
+
+from allvm import LLVM_VERSION, __version__
+
+# Bump when the cache's layout changes (allvm/cache.py).
+CACHE_FORMAT = 2
+ZIG_VERSION = "0.17.1"
+TIER_VARIABLE = "ALLVM_TIER"
+
+
+class CodegenSettings:
+    """What changes the code for the same IR: target CPU, LLVM's optimization level, tier."""
+
+    __slots__ = ("cpu", "opt_level", "tier")
+
+    def __init__(self, *, cpu: str, opt_level: int, tier: str):
+        self.cpu, self.opt_level, self.tier = cpu, opt_level, tier
+
+    @property
+    def codegen_id(self) -> str:
+        """The cache's name for these settings and this toolchain (versions included)."""
+        base = (f"allvm-py {__version__}; cache format {CACHE_FORMAT}; LLVM {LLVM_VERSION}; "
+                f"zig {ZIG_VERSION}; cpu {self.cpu}; O{self.opt_level}")
+        return base if self.tier == "optimized" else f"{base}; tier {self.tier}"
+
+    def __repr__(self) -> str:
+        return f"CodegenSettings({self.codegen_id!r})"
+
+
+OPTIMIZED = CodegenSettings(cpu="x86-64", opt_level=2, tier="optimized")
+FAST = CodegenSettings(cpu="x86-64", opt_level=0, tier="fast")
+TIERS = {"fast": FAST, "optimized": OPTIMIZED}
+
+
+def jit_tier() -> CodegenSettings:
+    """The JIT path's tier: `$ALLVM_TIER` (fast or optimized), fast by default."""
+    return TIERS.get(os.environ.get(TIER_VARIABLE, ""), FAST)

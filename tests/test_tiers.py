@@ -1,0 +1,178 @@
+"""Tiers: a first run from fast-tier code, and promotion to the optimized static binary in the
+background (allvm/native/settings.py, allvm/native/promote.py).
+
+These tests leave ALLVM_TIER to its default (fast) unless they test turning it off; every
+background promoter they cause is waited for or killed before they end.
+"""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import build_allexe, run_tool, tool_path
+
+import allvm
+from allvm.allexe import Allexe
+from allvm.cache import INTERIM_TAG, object_key, static_binary_key, unseal
+from allvm.native.settings import FAST, OPTIMIZED
+
+# A program that also shows it has no child it did not make (the promoter is not alley's).
+PROGRAM_C = r"""
+#include <errno.h>
+#include <stdio.h>
+#include <sys/wait.h>
+int main(int argc, char **argv) {
+    int r = wait(NULL);
+    printf("ran %s, wait %d %s\n", argc > 1 ? argv[1] : "-", r, errno == ECHILD ? "ECHILD" : "?");
+    return 0;
+}
+"""
+EXPECTED = "ran {}, wait -1 ECHILD\n"
+
+
+def big_library(functions: int) -> str:
+    """A module that takes the optimizer a few seconds: a killed promotion has time to die."""
+    return "\n".join(
+        f"int f{i}(int x) {{ int s = 0; for (int j = 0; j < x; j++) s += (j * {i}) ^ (s >> 3);"
+        f" return s; }}" for i in range(functions))
+
+
+@pytest.fixture
+def fast_tier(monkeypatch):
+    monkeypatch.delenv("ALLVM_TIER", raising=False)
+    yield
+    for pid in promoters():  # none may outlive the test
+        os.kill(pid, signal.SIGKILL)
+
+
+@pytest.fixture(scope="module")
+def program(tmp_path_factory) -> Path:
+    return build_allexe(tmp_path_factory.mktemp("tiers"), "prog", PROGRAM_C)
+
+
+@pytest.fixture(scope="module")
+def slow_program(tmp_path_factory) -> Path:
+    return build_allexe(tmp_path_factory.mktemp("tiers-slow"), "slow", PROGRAM_C,
+                        big_library(1500))
+
+
+def promoters(allexe: Path | None = None) -> list[int]:
+    """The pids of running promoters (of `allexe`, if given)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"allvm.native.promote" in argv and (allexe is None or
+                                               str(allexe).encode() in argv):
+            found.append(int(entry.name))
+    return found
+
+
+def wait_for(condition, seconds: float = 180) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.2)
+
+
+def static_binary(cache: Path, allexe: Path) -> Path:
+    return cache / "static_binaries" / static_binary_key(Allexe.open(str(allexe)))
+
+
+def binary_tag(cache: Path, allexe: Path) -> bytes | None:
+    """The static binary's tag: INTERIM_TAG for the fast tier's stand-in, b"" once promoted."""
+    try:
+        entry = unseal(static_binary(cache, allexe).read_bytes())
+    except FileNotFoundError:
+        return None
+    return entry[1] if entry else None
+
+
+def promoted(cache: Path, allexe: Path) -> bool:
+    return binary_tag(cache, allexe) == b"" and not promoters()
+
+
+def without_python(*argv) -> list:
+    """`argv` in a mount namespace where alley's Python package is hidden: only the native
+    launcher can answer (a cache hit), the Python alley cannot start."""
+    package = Path(allvm.__file__).parent
+    return ["unshare", "--mount", "--propagation", "private", "sh", "-c",
+            f'mount -t tmpfs none {package} && exec "$@"', "sh", *map(str, argv)]
+
+
+def fast_objects(cache: Path, allexe: Path) -> set[str]:
+    opened = Allexe.open(str(allexe))
+    return {object_key(opened, e, FAST.codegen_id) for e in opened.modules}
+
+
+def test_a_first_run_is_fast_then_promoted(fast_tier, program, isolated_cache):
+    proc = run_tool("alley", program, "one")
+    assert (proc.returncode, proc.stdout, proc.stderr) == (0, EXPECTED.format("one"), "")
+    objects = {p.name for p in (isolated_cache / "objects").iterdir()}
+    assert objects == fast_objects(isolated_cache, program)  # the fast tier's own key
+    assert FAST.codegen_id != OPTIMIZED.codegen_id
+    # At once, the second start is a cache hit: the fast program stands in, then the
+    # optimized one replaces it.
+    assert binary_tag(isolated_cache, program) in (INTERIM_TAG, b"")
+    proc = subprocess.run(without_python(tool_path("alley"), program, "two"),
+                          capture_output=True, text=True, timeout=60)
+    assert proc.stdout == EXPECTED.format("two"), proc.stderr
+    wait_for(lambda: promoted(isolated_cache, program))
+    assert not (isolated_cache / "tmp").exists()
+    proc = run_tool("alley", program, "three")
+    assert proc.stdout == EXPECTED.format("three")
+    assert promoters() == []
+
+
+@pytest.mark.parametrize("how", ["variable", "option"])
+def test_promotion_off(fast_tier, program, isolated_cache, monkeypatch, how):
+    if how == "variable":
+        monkeypatch.setenv("ALLVM_TIER", "optimized")
+        args = [program, "x"]
+    else:
+        args = ["-tier", "optimized", program, "x"]
+    proc = run_tool("alley", *args)
+    assert proc.stdout == EXPECTED.format("x"), proc.stderr
+    time.sleep(2)
+    assert promoters() == []
+    assert list((isolated_cache / "static_binaries").iterdir()) == []
+    opened = Allexe.open(str(program))
+    assert {p.name for p in (isolated_cache / "objects").iterdir()} == {
+        object_key(opened, e, OPTIMIZED.codegen_id) for e in opened.modules}
+
+
+def test_concurrent_first_starts(fast_tier, program, isolated_cache):
+    """Six starts at once of a program never run: all run, and one static binary results."""
+    procs = [subprocess.Popen([tool_path("alley"), program, str(i)],
+                              stdout=subprocess.PIPE, text=True) for i in range(6)]
+    outputs = [p.communicate(timeout=300)[0] for p in procs]
+    assert outputs == [EXPECTED.format(i) for i in range(6)]
+    wait_for(lambda: promoted(isolated_cache, program))
+    assert len(list((isolated_cache / "static_binaries").iterdir())) == 1
+    assert not (isolated_cache / "tmp").exists()
+
+
+@pytest.mark.parametrize("start", ["launcher", "python"])
+def test_a_killed_promotion_is_started_again(fast_tier, slow_program, isolated_cache, start):
+    """The stand-in runs on; the next start (the launcher's cache hit, or the Python alley's)
+    starts the optimized build again."""
+    proc = run_tool("alley", slow_program, "a")
+    assert proc.stdout == EXPECTED.format("a")
+    wait_for(lambda: promoters(slow_program), seconds=30)
+    for pid in promoters(slow_program):
+        os.kill(pid, signal.SIGKILL)
+    wait_for(lambda: not promoters(slow_program), seconds=30)
+    assert binary_tag(isolated_cache, slow_program) == INTERIM_TAG
+    again = [tool_path("alley"), slow_program, "b"] if start == "launcher" else \
+        [sys.executable, "-I", "-m", "allvm.tools.alley", slow_program, "b"]
+    proc = subprocess.run(again, capture_output=True, text=True, timeout=60)
+    assert proc.stdout == EXPECTED.format("b"), proc.stderr
+    wait_for(lambda: promoted(isolated_cache, slow_program))
+    assert not (isolated_cache / "tmp").exists()  # the killed one's scratch was swept
+    assert run_tool("alley", slow_program, "c").stdout == EXPECTED.format("c")
