@@ -69,6 +69,8 @@ def run_cached(allexe_path: str, argv: list[str], *, objects: bool = True,
     if binary is not None:
         fd, tag = binary
         if tag == INTERIM_TAG:  # a stand-in: its optimized build must be under way
+            if not objects:  # -force-static: the optimized binary itself, built by run()
+                return
             from allvm.native import promote
 
             promote.start_promoter(allexe, cache)

@@ -835,6 +835,7 @@ typedef struct {
     char **python_args;
     int python_nargs;
     const char *python_argv0;
+    int force_static; /* the optimized binary, not a stand-in (allvm/native/promote.py) */
 } start;
 
 /* Runs the allexe's static binary from the user's cache or the system cache, else hands the
@@ -856,8 +857,13 @@ static int launch(const start *s) {
     int allexe = OPEN(s->file, O_RDONLY | O_NONBLOCK);
     if (allexe >= 0 && allexe_key(allexe, &user, &r, &known)) {
         fd = cached_binary(&user, &r, &changed);
-        if (fd >= 0 && tagged(fd, ALLVM_INTERIM_TAG))
+        if (fd >= 0 && tagged(fd, ALLVM_INTERIM_TAG)) {
+            if (s->force_static) { /* the Python alley builds it */
+                close(fd);
+                return python(s->python_args, s->python_nargs, s->python_argv0);
+            }
             promote(&user, s->file);
+        }
         if (fd < 0) {
             open_cache(&system);
             fd = cached_binary(&system, &r, &changed);
@@ -944,7 +950,7 @@ static int stub(char *self, int argc, char **argv) {
 static int alley(int argc, char **argv) {
     const char *caller_name = strcmp(base_name(argv[0]), "alley") ? argv[0] : NULL;
     const char *argv0 = caller_name;
-    int i = 1;
+    int i = 1, force_static = 0;
     if (argc == 3 && !strcmp(argv[1], "-launcher-key"))
         return print_key(argv[2]);
     while (i < argc && argv[i][0] == '-') {
@@ -953,6 +959,7 @@ static int alley(int argc, char **argv) {
             i++;
             break;
         } else if (!strcmp(o, "-force-static")) {
+            force_static = 1;
             i++;
         } else if (!strcmp(o, "-argv0") && i + 1 < argc) {
             argv0 = argv[i + 1];
@@ -967,7 +974,7 @@ static int alley(int argc, char **argv) {
     memcpy(program, argv + i, (argc - i + 1) * sizeof *argv);
     if (argv0)
         program[0] = (char *)argv0;
-    start s = {argv[i], program, argv + 1, argc - 1, caller_name};
+    start s = {argv[i], program, argv + 1, argc - 1, caller_name, force_static};
     return launch(&s);
 }
 

@@ -22,8 +22,8 @@ import time
 from pathlib import Path
 
 from allvm.errors import AllvmError
-from allvm.launcher import install_stub
 from allvm.packaging.debian import fetch_source
+from allvm.packaging.package_tests import fresh_stub, install
 from allvm.packaging.wllvm import Extraction
 from corpus.recipes import (
     CORPUS_DIR,
@@ -112,32 +112,6 @@ def extract(programs: list[str], tree: Path, allexes: Path, result: dict) -> dic
     return made
 
 
-def fresh_stub(work: Path) -> Path:
-    """alley's stub (allvm.launcher.install_stub), made now: newer than the build, so that a
-    package's `make check` never remakes a program over the symlink that puts the stub in the
-    build tree (make would test the native program instead)."""
-    stub = work / "stub"
-    stub.unlink(missing_ok=True)
-    install_stub(str(stub))
-    return stub
-
-
-def install(bindir: Path, name: str, target: Path, stub: Path | None) -> None:
-    """`bindir/name`: a symlink to the native program, or a hard link to the stub beside a
-    symlink `name.allexe` to the allexe: it starts the allexe under the caller's argv[0], as
-    binfmt_misc's preserve-argv0 would, with no system configuration (coreutils' tests see
-    argv[0] in every "Try 'seq --help'" message)."""
-    program = bindir / name
-    for old in (program, bindir / f"{name}.allexe"):
-        if old.is_symlink() or old.exists():
-            old.unlink()
-    if stub is None:
-        program.symlink_to(target)
-    else:
-        os.link(stub, program)
-        (bindir / f"{name}.allexe").symlink_to(target)
-
-
 def with_platform_ir(allexes: dict[str, Path], work: Path, result: dict) -> dict[str, Path]:
     """Each allexe with its libc linked in as IR (alltogether -platform-ir); failures are
     recorded and leave the program out of the mode."""
@@ -178,6 +152,7 @@ def prepare_modes(programs: list[str], tree: Path, work: Path, allexes: dict[str
         if name != "native":
             env["ALLVM_CACHE_DIR"] = str(work / f"cache-{name}")
         if name == "jit":  # compile every module once, as allready does for the static path
+            env["ALLVM_TIER"] = "optimized"  # and stay the JIT path: no promotion
             for allexe in mode_allexes.values():
                 proc = subprocess.run([str(BIN / "alley"), "-noexec", str(allexe)], env=env,
                                       capture_output=True, text=True)

@@ -176,3 +176,16 @@ def test_a_killed_promotion_is_started_again(fast_tier, slow_program, isolated_c
     wait_for(lambda: promoted(isolated_cache, slow_program))
     assert not (isolated_cache / "tmp").exists()  # the killed one's scratch was swept
     assert run_tool("alley", slow_program, "c").stdout == EXPECTED.format("c")
+
+
+def test_force_static_builds_the_optimized_binary_over_a_stand_in(fast_tier, slow_program,
+                                                                  isolated_cache):
+    assert run_tool("alley", slow_program, "a").stdout == EXPECTED.format("a")
+    wait_for(lambda: promoters(slow_program), seconds=30)
+    for pid in promoters(slow_program):
+        os.kill(pid, signal.SIGKILL)
+    wait_for(lambda: not promoters(slow_program), seconds=30)
+    assert binary_tag(isolated_cache, slow_program) == INTERIM_TAG
+    proc = run_tool("alley", "-force-static", slow_program, "b")
+    assert proc.stdout == EXPECTED.format("b"), proc.stderr
+    assert binary_tag(isolated_cache, slow_program) == b""
