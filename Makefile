@@ -40,10 +40,12 @@ $(LAUNCHER): $(INSTALLED) allvm/launcher.c allvm/launcher.py allvm/cache.py allv
 	touch $@
 
 # Debian's clang-14 makes the LLVM-4-era-style bitcode the old-input tests load; its
-# llvm-as-14 writes bitcode with old debug info (tests/test_old_ir.py).
-$(TEST_DEPS):
-	command -v clang-14 >/dev/null && command -v llvm-as-14 >/dev/null || \
-		{ apt-get update -q && apt-get install -y -q clang-14 llvm-14; }
+# llvm-as-14 writes bitcode with old debug info (tests/test_old_ir.py); its libFuzzer, ASan and
+# UBSan runtimes (libclang-rt-14-dev) build the launcher's fuzzer (tests/test_fuzz_launcher.py).
+$(TEST_DEPS): Makefile
+	command -v clang-14 >/dev/null && command -v llvm-as-14 >/dev/null && \
+		test -f "$$(clang-14 --print-runtime-dir)/libclang_rt.fuzzer-x86_64.a" || \
+		{ apt-get update -q && apt-get install -y -q clang-14 llvm-14 libclang-rt-14-dev; }
 	touch $@
 
 # The platform as IR (alltogether -platform-ir): musl as bitcode and the native runtime, built
@@ -78,12 +80,18 @@ corpus: setup $(CORPUS_DEPS)
 bench: demo $(TEST_DEPS) $(CORPUS_DEPS)
 	$(PY) bench/run.py $(if $(QUICK),--quick)
 
-# Fuzz the allexe reader (atheris) for FUZZ_SECONDS; the corpus and any crash go to build/.
+# Fuzz for FUZZ_SECONDS each: the allexe reader (atheris), then what alley's native launcher
+# parses -- zip directory, launch record, sealed entry -- (libFuzzer with ASan and UBSan, built
+# with clang-14 by fuzz/build_launcher_fuzzer.py into build/fuzz_launcher). The corpora and any
+# crash go to build/ (the launcher's as build/launcher-crash-*).
 FUZZ_SECONDS ?= 60
-fuzz: $(INSTALLED)
+fuzz: $(INSTALLED) $(TEST_DEPS)
 	mkdir -p build/fuzz-corpus
 	$(PY) fuzz/fuzz_allexe.py build/fuzz-corpus -max_total_time=$(FUZZ_SECONDS) \
 		-artifact_prefix=build/
+	$(PY) fuzz/build_launcher_fuzzer.py build/fuzz_launcher -seeds build/fuzz-launcher-corpus
+	build/fuzz_launcher build/fuzz-launcher-corpus -max_total_time=$(FUZZ_SECONDS) \
+		-artifact_prefix=build/launcher-
 
 lint: $(INSTALLED)
 	$(VENV)/bin/ruff check allvm tests bench examples fuzz corpus

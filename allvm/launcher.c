@@ -574,8 +574,8 @@ static int is_key(const char *text, size_t n) {
     return 1;
 }
 
-/* A decimal field of a record: 1 to 20 digits, no sign, no overflow; *p moves past it and one
- * separator SEP. */
+/* A decimal field of a record: 1 to 20 digits, no sign, no leading zero, no overflow; *p moves
+ * past it and one separator SEP. */
 static int parse_number(const char **p, const char *end, char sep, unsigned long long *out) {
     const char *q = *p;
     unsigned long long v = 0;
@@ -584,8 +584,8 @@ static int parse_number(const char **p, const char *end, char sep, unsigned long
             return 0;
         v = v * 10 + (*q - '0');
     }
-    if (q == *p || (sep ? q >= end || *q != sep : q != end))
-        return 0;
+    if (q == *p || (**p == '0' && q - *p > 1) || (sep ? q >= end || *q != sep : q != end))
+        return 0; /* none, a leading zero (not as format_record writes), or no separator */
     *out = v;
     *p = q + (sep != 0);
     return 1;
