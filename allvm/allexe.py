@@ -60,10 +60,22 @@ class Allexe:
         self.path = path
         self.data = data
         self.modules = modules
+        # Each module's stored-bytes digest, by name, once computed (allvm.cache.stored_digest):
+        # every module is hashed once per process, however many keys need it.
+        self.digests: dict[str, str] = {}
 
     @classmethod
     def open(cls, path: str) -> "Allexe":
-        return cls.from_bytes(path, read_input(path))
+        """The allexe at `path`, read and parsed once per process while the file stays the
+        same (alley's cache-hit check, its policy check and its build each open it)."""
+        identity = _identity(path)
+        known = _OPENED.get(path)
+        if identity is not None and known is not None and known[0] == identity:
+            return known[1]
+        allexe = cls.from_bytes(path, read_input(path))
+        if identity is not None:
+            _OPENED[path] = (identity, allexe)
+        return allexe
 
     @classmethod
     def from_bytes(cls, path: str, data: bytes) -> "Allexe":
@@ -190,6 +202,20 @@ def read_regular_file(path: str) -> bytes:
         return data
     finally:
         os.close(fd)
+
+
+# Allexes this process has parsed, by path, with the identity of the file they were read from
+# (as CPython's zipimport keeps the directories it read).
+_OPENED: dict[str, tuple[tuple, Allexe]] = {}
+
+
+def _identity(path: str) -> tuple | None:
+    """Device, inode, size, mtime and ctime of the file at `path`: any change moves one."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns
 
 
 def read_input(path: str) -> bytes:

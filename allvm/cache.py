@@ -223,11 +223,15 @@ def _digest(*parts: str) -> str:
 
 
 def stored_digest(allexe: Allexe, entry: ModuleEntry) -> str:
-    """A module's identity in keys: a strong hash of its bytes as stored (the CRC is not)."""
-    h = blake2b(digest_size=KEY_DIGEST_SIZE)
-    h.update(entry.method.to_bytes(2, "little"))
-    h.update(allexe.stored_bytes(entry))
-    return h.hexdigest()
+    """A module's identity in keys: a strong hash of its bytes as stored (the CRC is not);
+    computed once per module and process (Allexe.digests)."""
+    digest = allexe.digests.get(entry.name)
+    if digest is None:
+        h = blake2b(digest_size=KEY_DIGEST_SIZE)
+        h.update(entry.method.to_bytes(2, "little"))
+        h.update(allexe.stored_bytes(entry))
+        digest = allexe.digests[entry.name] = h.hexdigest()
+    return digest
 
 
 def object_key(allexe: Allexe, entry: ModuleEntry, codegen_id: str = CODEGEN_ID) -> str:

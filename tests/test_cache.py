@@ -211,3 +211,30 @@ def test_launch_records_are_not_counted_as_entries(tmp_path, isolated_cache):
         assert alley("-force-static", allexe).returncode == 0
         kinds = sorted(Path(p).parent.name for p in regular_files(isolated_cache))
         assert kinds == ["objects", "static_binaries"], run
+
+
+def test_one_parse_per_process_and_each_module_hashed_once(two_modules, monkeypatch):
+    """alley's cache-hit check, policy check and build each open the allexe and key it: the
+    file is parsed once and each module's stored bytes hashed once."""
+    from allvm import allexe as allexe_module
+    from allvm.cache import object_key, static_binary_key
+    from allvm.native.settings import FAST
+
+    parses, hashed = [], []
+    read_directory = allexe_module._read_directory
+    stored_bytes = allexe_module.Allexe.stored_bytes
+    monkeypatch.setattr(allexe_module, "_read_directory",
+                        lambda data: parses.append(1) or read_directory(data))
+    monkeypatch.setattr(allexe_module.Allexe, "stored_bytes",
+                        lambda self, entry: hashed.append(entry.name) or stored_bytes(self, entry))
+    monkeypatch.setattr(allexe_module, "_OPENED", {})
+    opened = [allexe_module.Allexe.open(str(two_modules)) for _ in range(3)]
+    for allexe in opened:
+        static_binary_key(allexe)
+        for entry in allexe.modules:
+            object_key(allexe, entry)
+            object_key(allexe, entry, FAST.codegen_id)
+    assert opened[0] is opened[1] is opened[2] and len(parses) == 1
+    assert sorted(hashed) == sorted(e.name for e in opened[0].modules)
+    two_modules.touch()  # a changed file is read again
+    assert allexe_module.Allexe.open(str(two_modules)) is not opened[0] and len(parses) == 2
