@@ -390,13 +390,15 @@ static int open_root(cache_dir *c) {
         if (!n)
             return fd;
         next = -1;
-        if (n <= NAME_MAX && ancestor_ok(&st, c->owner)) {
-            memcpy(part, p, n);
-            part[n] = 0;
-            next = openat(fd, part, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+        if (n > NAME_MAX || !ancestor_ok(&st, c->owner)) {
+            c->problem = "a directory on its way is not safe";
+            break;
         }
+        memcpy(part, p, n);
+        part[n] = 0;
+        next = openat(fd, part, O_PATH | O_NOFOLLOW | O_CLOEXEC);
         if (next < 0 || fstat(next, &st) || !(S_ISDIR(st.st_mode) || S_ISLNK(st.st_mode))) {
-            c->problem = next < 0 && errno == ENOENT ? NULL : "a directory on its way is not safe";
+            c->problem = next < 0 && errno == ENOENT ? NULL : "a part of its path is not safe";
             break;
         }
         p += n;
@@ -567,10 +569,11 @@ static void record_name(identity allexe, char *out) {
 static int is_key(const char *text, size_t n) {
     if (n != KEY_CHARS || text[8] != '-')
         return 0;
-    for (size_t i = 0; i < n; i++)
-        if (i != 8 && !(isdigit((unsigned char)text[i]) ||
-                        (i < 8 ? text[i] >= 'A' && text[i] <= 'F' : text[i] >= 'a' && text[i] <= 'f')))
+    for (size_t i = 0; i < n; i++) {
+        char c = text[i], first = i < 8 ? 'A' : 'a';
+        if (i != 8 && !(isdigit((unsigned char)c) || (c >= first && c <= first + 5)))
             return 0;
+    }
     return 1;
 }
 
