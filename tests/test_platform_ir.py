@@ -160,7 +160,8 @@ def test_calls_the_optimizer_creates_are_linked_in(tmp_path, monkeypatch):
     kept, and the program runs."""
     from allvm.allexe import MAIN_MODULE, Allexe, write_allexe
     from allvm.link import merge_allexe
-    from allvm.platform import libc_ir, libc_link
+    from allvm import libc_link
+    from allvm.platform import libc_ir
 
     monkeypatch.setattr(libc_link, "DERIVED_CALLS", {})
     main_bc = compile_c('void greet(const char *format);\n'
