@@ -35,7 +35,7 @@ $(PLATFORM_WARM): $(INSTALLED) allvm/platform/__init__.py
 # alley's native launcher (allvm/launcher.c), in place of the alley script pip installs;
 # rebuilt when it or the formats it shares with the Python side change.
 $(LAUNCHER): $(INSTALLED) allvm/launcher.c allvm/launcher.py allvm/cache.py allvm/allexe.py \
-		allvm/bitcode.py allvm/execute.py allvm/__init__.py
+		allvm/bitcode.py allvm/execute.py allvm/__init__.py allvm/native/settings.py
 	$(PY) -m allvm.launcher
 	touch $@
 
