@@ -700,9 +700,13 @@ static int python(char **args, int nargs, const char *argv0) {
     py[n++] = "allvm.tools.alley";
     py[n++] = "-ignored-signals";
     py[n++] = mask;
-    if (argv0) {
-        py[n++] = "-argv0";
-        py[n++] = (char *)argv0;
+    if (argv0) { /* one word: a NAME that looks like an option (`-x`) is still NAME */
+        py[n] = malloc(strlen("-argv0=") + strlen(argv0) + 1);
+        if (!py[n]) {
+            fputs("alley: out of memory\n", stderr);
+            return 126;
+        }
+        strcat(strcpy(py[n++], "-argv0="), argv0);
     }
     memcpy(py + n, args, nargs * sizeof *args);
     py[n + nargs] = NULL;

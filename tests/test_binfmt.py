@@ -91,6 +91,20 @@ def test_runs_as_root_with_argv0_kept(formats, shared, name):
     assert proc.stdout == expected("custom", "args"), proc.stderr
 
 
+@pytest.mark.parametrize("name", ["-noexec", "--help"])
+def test_a_file_named_like_an_option_is_the_program(formats, shared, name):
+    """execve("-noexec") of an allexe without `#!`: binfmt_misc hands alley-binfmt that name,
+    which is the program, never an option of alley's."""
+    target = shared / name
+    shutil.copy(shared / "probe.allexe", target)
+    try:
+        code = f"import os, sys; os.execv({name!r}, [{name!r}, *sys.argv[1:]])"
+        proc = run([sys.executable, "-c", code, "args"], cwd=shared)
+        assert (proc.returncode, proc.stdout, proc.stderr) == (0, expected(name, "args"), "")
+    finally:
+        target.unlink()
+
+
 @pytest.mark.parametrize("name", ["probe.allexe", "probe.bc"])
 def test_runs_as_nobody(formats, shared, name):
     """The launcher was opened at registration: nobody runs the program from the system cache
