@@ -1,4 +1,5 @@
-"""Native code made on a Dask cluster: `allready -scheduler ADDRESS`.
+"""Native code made on a Dask cluster: `allready -scheduler ADDRESS` (an executor, as
+allvm.native.executors describes them).
 
 The scheduler and its workers are Dask's own (`dask scheduler`, `dask worker ADDRESS`) on
 machines with the same allvm-py installed. The unit of work is one module's code generation,

@@ -158,9 +158,9 @@ def test_calls_the_optimizer_creates_are_linked_in(tmp_path, monkeypatch):
     """printf("hello\\n") becomes puts only once the program is one module (the format string
     comes from another module): without the usual preselection, the link is redone with puts
     kept, and the program runs."""
+    from allvm import libc_link
     from allvm.allexe import MAIN_MODULE, Allexe, write_allexe
     from allvm.link import merge_allexe
-    from allvm import libc_link
     from allvm.platform import libc_ir
 
     monkeypatch.setattr(libc_link, "DERIVED_CALLS", {})

@@ -3,7 +3,6 @@
 import os
 import sys
 from collections.abc import Iterable
-from concurrent.futures import as_completed
 
 from allvm.cli import Tool
 from allvm.errors import AllvmError
@@ -24,14 +23,6 @@ tool.option("scheduler", metavar="ADDRESS",
 tool.option("system", action="store_true",
             help="into the system cache ($ALLVM_SYSTEM_CACHE, else /var/cache/allvm; root "
                  "only): at install time, so that every user's start is a cache hit")
-
-
-def build_one(path: str, system: bool) -> None:
-    from allvm.allexe import Allexe
-    from allvm.cache import Cache
-    from allvm.native.build import build_static_binary
-
-    build_static_binary(Allexe.open(path), Cache(system=system))
 
 
 class Progress:
@@ -66,18 +57,19 @@ def run(args) -> int:
     paths = sorted(args.allexes, key=_size, reverse=True)
     if args.system and os.geteuid() != 0:
         raise AllvmError("-system: only root fills the system cache (every user runs from it)")
+    from allvm.cache import Cache
+
     scheduler = args.scheduler or os.environ.get("ALLVM_SCHEDULER")
     if scheduler:
-        from allvm.cache import Cache
         from allvm.cluster import Cluster
 
-        with Cluster(scheduler, warn=tool.warning) as cluster:
-            return report(cluster.build(paths, Cache(system=args.system)), len(paths))
-    from allvm.parallel import process_pool
+        executor = Cluster(scheduler, warn=tool.warning)
+    else:
+        from allvm.native.executors import LocalPool
 
-    with process_pool(len(paths), args.jobs) as pool:
-        futures = {pool.submit(build_one, path, args.system): path for path in paths}
-        return report(((futures[f], f.exception()) for f in as_completed(futures)), len(paths))
+        executor = LocalPool(args.jobs)
+    with executor:
+        return report(executor.build(paths, Cache(system=args.system)), len(paths))
 
 
 def report(results: Iterable[tuple[str, BaseException | None]], total: int) -> int:

@@ -76,8 +76,8 @@ def _refuse_platform_ir(merged, path: str) -> None:
 
 def _with_libc(merged, *, optimize: bool, info):
     """The program with the libc members it uses, linked as IR and optimized with it."""
-    from allvm.platform import libc_ir
     from allvm.libc_link import link_with_libc
+    from allvm.platform import libc_ir
 
     platform = libc_ir.load(progress=info)
     info("Linking libc as IR" + (" and running optimizations..." if optimize else "..."))
