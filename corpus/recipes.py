@@ -16,6 +16,8 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from allvm.packaging.package_tests import Check, automake_results, programs_replaced
+
 CORPUS_DIR = Path(__file__).resolve().parent
 RECIPES = CORPUS_DIR / "packages.toml"
 TEST_TIMEOUT = 600
@@ -25,13 +27,6 @@ MAKE_JOBS = f"-j{os.cpu_count() or 1}"
 
 class BuildError(Exception):
     pass
-
-
-@dataclass
-class Check:
-    name: str
-    passed: bool
-    detail: str = ""
 
 
 @dataclass
@@ -158,18 +153,9 @@ def programs_in_tree(tree: Path, programs: list[str], mode: Mode):
     if mode.name == "native":
         yield
         return
-    moved = []
-    try:
-        for program in programs:
-            path = tree / program
-            os.rename(path, f"{path}.native")
-            moved.append(path)
-            os.symlink(mode.bindir / os.path.basename(program), path)
+    with programs_replaced({tree / program: mode.bindir / os.path.basename(program)
+                            for program in programs}):
         yield
-    finally:
-        for path in moved:
-            os.unlink(path)
-            os.rename(f"{path}.native", path)
 
 
 def make_check(package: Package, tree: Path, mode: Mode) -> list[Check]:
@@ -184,11 +170,7 @@ def make_check(package: Package, tree: Path, mode: Mode) -> list[Check]:
         # the failed logs after the summary, where their own "FAIL: x" lines read as results.
         proc = mode.run(["make", MAKE_JOBS, "VERBOSE=", *args], cwd=tree, text=True,
                         timeout=MAKE_CHECK_TIMEOUT)
-    # automake may print a failing test's line twice: one result per test name.
-    results = dict((name, kind) for kind, name in
-                   re.findall(r"^(PASS|FAIL|XFAIL|XPASS|ERROR|SKIP): (\S+)", proc.stdout, re.M))
-    checks = [Check(name, kind in ("PASS", "XFAIL"), kind) for name, kind in results.items()
-              if kind != "SKIP"]
+    checks = automake_results(proc.stdout)
     return checks or [Check("make check", False, (proc.stdout + proc.stderr)[-400:])]
 
 

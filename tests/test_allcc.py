@@ -7,8 +7,8 @@ import subprocess
 import pytest
 from conftest import run_tool
 
+from allvm.elf import Elf
 from allvm.ir import is_bitcode
-from allvm.packaging.elf import Elf
 from allvm.packaging.wllvm import SECTION
 
 LIB_C = "int twice(int x) { return 2 * x; }\n"

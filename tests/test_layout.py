@@ -45,3 +45,33 @@ def test_no_import_cycles():
     cycles = sorted(f"{a} -> {b}" for a, imported in graph.items() for b in imported
                     if a in reachable(graph, b))
     assert cycles == []
+
+
+# Arrows that would run back up the layers (docs/ARCHITECTURE.md): (importer, imported), each a
+# module or a package prefix.
+FORBIDDEN = [
+    ("allvm.platform", "allvm.packaging"),  # the platform reads ELF with allvm.elf, low down
+    ("allvm.platform", "allvm.libc_link"),  # libc in IR is linked beside alltogether's link
+    ("allvm.platform", "allvm.link"),
+    ("allvm.native.settings", "allvm"),  # a leaf: on alley's cache-hit path
+    ("allvm.cache", "allvm.native.build"),
+    ("allvm.elf", "allvm"),  # a low-level reader, for the platform and packaging alike
+]
+# What a leaf may still import: the package's versions, and its one error type.
+BOTTOM = {"allvm", "allvm.errors"}
+LIBRARY_ONLY = "allvm.tools"  # nothing in the library imports a tool
+
+
+def _within(module: str, prefix: str) -> bool:
+    return module == prefix or module.startswith(prefix + ".")
+
+
+def test_no_import_runs_back_up():
+    graph = module_imports()
+    assert "allvm.elf" in graph and "allvm.libc_link" in graph
+    upward = sorted(f"{a} -> {b}" for a, imported in graph.items() for b in imported
+                    for low, high in FORBIDDEN
+                    if _within(a, low) and _within(b, high) and b not in BOTTOM)
+    upward += sorted(f"{a} -> {b}" for a, imported in graph.items() for b in imported
+                     if _within(b, LIBRARY_ONLY) and not _within(a, LIBRARY_ONLY))
+    assert upward == []

@@ -7,8 +7,8 @@ import pytest
 from conftest import run_tool
 
 from allvm.allexe import Allexe
+from allvm.elf import Elf
 from allvm.ir import parse_module
-from allvm.packaging.elf import Elf
 
 LIB_C = "int twice(int x) { return 2 * x; }\n"
 MAIN_C = """#include <stdio.h>

@@ -30,7 +30,11 @@ def download_dir() -> str:
 def _run(cmd: list[str], cwd: str | None = None) -> None:
     proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
     if proc.returncode != 0:
-        raise AllvmError(f"{' '.join(cmd)} failed: {(proc.stderr or proc.stdout).strip()}")
+        # apt's errors (`E: ...`) first: its warnings (`W: Download is performed unsandboxed`)
+        # come before them and say nothing about the failure.
+        lines = (proc.stderr or proc.stdout).strip().splitlines()
+        errors = [line for line in lines if line.startswith("E: ")] or lines
+        raise AllvmError(f"{' '.join(cmd)} failed: {' '.join(errors)}")
 
 
 def ensure_deb_src() -> None:
@@ -55,7 +59,13 @@ def fetch_source(package: str, dest: str) -> str:
         dscs = glob.glob(os.path.join(downloads, "*.dsc"))
         if not dscs:
             ensure_deb_src()
-            _run(["apt-get", "source", "--download-only", "-q", package], cwd=downloads)
+            try:
+                _run(["apt-get", "source", "--download-only", "-q", package], cwd=downloads)
+            except AllvmError:  # a partial download must not pass for a complete one
+                for partial in os.listdir(downloads):
+                    if partial != ".lock":
+                        os.unlink(os.path.join(downloads, partial))
+                raise
             dscs = glob.glob(os.path.join(downloads, "*.dsc"))
         if not dscs:
             raise AllvmError(f"apt-get source {package}: no .dsc downloaded")

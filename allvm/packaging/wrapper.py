@@ -7,6 +7,15 @@ whatever the build does with the object — archive it, link it into a program o
 library — the list of bitcode files travels along. Everything else (preprocessing, `-S`,
 dependency-only runs, links of objects, `--version`) goes to the bundled clang unchanged, so
 autotools' configure sees an ordinary compiler.
+
+For the gnu target (ALLVM_CC_TARGET=x86_64-linux-gnu) the build is against the host's
+libraries, as Debian's gcc builds: the host's headers come after the libc's
+(`-idirafter /usr/include/x86_64-linux-gnu /usr/include`), its library directories are searched
+by links, and `-dumpmachine` answers `x86_64-linux-gnu` as Debian's gcc does (dpkg and
+debhelper compare it with the build architecture). The `-L` directories of a link are recorded
+in the output's `.llvm_bc_libdirs` section, so extraction finds the library the program was
+linked against. Options this compiler cannot honour are dropped with a note (DROPPED_OPTIONS):
+a build's flags never fail the build for that alone.
 """
 
 import os
@@ -14,7 +23,7 @@ import subprocess
 import sys
 import tempfile
 
-from allvm.packaging.wllvm import record_bitcode_path
+from allvm.packaging.wllvm import LIBDIRS_SECTION, record_bitcode_path
 from allvm.toolchain import MUSL_TARGET, is_gnu, zig_command, zig_env
 
 TARGET_VARIABLE = "ALLVM_CC_TARGET"
@@ -44,6 +53,23 @@ _NOT_EXECUTABLE = {"-shared", "-r", "-nostdlib", "-nodefaultlibs", "-nostartfile
 _LINK_ONLY = {"-shared", "-static", "-rdynamic", "-s", "-pie", "-no-pie", "-nostdlib",
               "-nostartfiles", "-nodefaultlibs"}
 _LINK_ONLY_WITH_VALUE = {"-L", "-l", "-Xlinker", "-T", "-u", "-z", "-e"}
+# The host's headers and libraries, for the gnu target (Debian's multiarch layout).
+HOST_INCLUDE_DIRS = ("/usr/include/x86_64-linux-gnu", "/usr/include")
+HOST_LIBRARY_DIRS = ("/usr/lib/x86_64-linux-gnu", "/lib/x86_64-linux-gnu")
+# Options dropped, with the reason noted on stderr (prefix match).
+DROPPED_OPTIONS = {
+    "-flto": "link-time optimization would make objects bitcode; allcc keeps each unit's "
+             "bitcode itself, and alley and allready optimize it",
+    "-specs": "a gcc spec file (dpkg's choice of PIE or not); clang ignores it, with a "
+              "warning that -Werror would make an error",
+    "-Wl,-Bsymbolic-functions": "zig's linker driver does not accept it (binds a library's "
+                                "own calls early; no change in behaviour without interposition)",
+}
+# Warnings that glibc's own headers give under clang, kept but never errors (-Werror): its
+# _FORTIFY_SOURCE wrappers (sprintf...) are marked unused, so `-Wused-but-marked-unused`
+# fires on every call (cjson adds it with -Werror when the compiler is clang; gcc has no
+# such warning, so Debian's build never meets it).
+GNU_WARNINGS_NOT_ERRORS = ["-Wno-error=used-but-marked-unused"]
 
 
 class Source:
@@ -146,9 +172,23 @@ def base_options(invocation: Invocation) -> list[str]:
     """What allcc adds in front of the user's flags: the target (unless the user chose one),
     and no sanitizers: zig turns UBSan on by default in unoptimized builds, which a drop-in
     `cc` must not do (its runtime is not part of the allexe platform)."""
-    options = [] if invocation.has("-target", "--target") or any(
-        o[0].startswith("--target=") for o in invocation.options) else ["-target", target()]
+    chosen = invocation.has("-target", "--target") or any(
+        o[0].startswith("--target=") for o in invocation.options)
+    options = [] if chosen else ["-target", target()]
+    if not chosen and is_gnu(target()):
+        options += [a for d in HOST_INCLUDE_DIRS for a in ("-idirafter", d)]
+        options += GNU_WARNINGS_NOT_ERRORS
     return options + ["-fno-sanitize=undefined"]
+
+
+def host_library_options(invocation: Invocation) -> list[str]:
+    """The host's library directories, searched after the link's own, for a link for the gnu
+    target (zig's driver resolves `-lz` through them)."""
+    chosen = invocation.has("-target", "--target") or any(
+        o[0].startswith("--target=") for o in invocation.options)
+    if chosen or not is_gnu(target()) or invocation.has("-c", *_NO_OBJECT):
+        return []
+    return [f"-L{d}" for d in HOST_LIBRARY_DIRS]
 
 
 def platform_link_args(invocation: Invocation) -> list[str]:
@@ -247,7 +287,8 @@ def compile_and_link(invocation: Invocation, cxx: bool) -> int:
             link_inputs.append(obj)
         return zig_cc(cxx, [*base_options(invocation), *invocation.link_options(),
                             "-Qunused-arguments", *link_inputs,
-                            *platform_link_args(invocation), "-o", output]).wait()
+                            *platform_link_args(invocation),
+                            *host_library_options(invocation), "-o", output]).wait()
 
 
 def pass_through(argv: list[str], cxx: bool, *, link: bool = False) -> int:
@@ -255,11 +296,57 @@ def pass_through(argv: list[str], cxx: bool, *, link: bool = False) -> int:
     of objects, which gets the platform's additions."""
     invocation = Invocation(argv, cxx)
     extra = platform_link_args(invocation) if link else []
-    return zig_cc(cxx, [*base_options(invocation), *argv, *extra]).wait()
+    return zig_cc(cxx, [*base_options(invocation), *argv, *extra,
+                        *host_library_options(invocation)]).wait()
+
+
+def without_dropped(argv: list[str]) -> list[str]:
+    """The command line without DROPPED_OPTIONS, each dropped one noted on stderr."""
+    kept = []
+    for arg in argv:
+        reason = next((why for option, why in DROPPED_OPTIONS.items()
+                       if arg == option or arg.startswith((option + "=", option + ","))), None)
+        if reason is None:
+            kept.append(arg)
+        else:
+            sys.stderr.write(f"allcc: note: dropped '{arg}': {reason}\n")
+    return kept
+
+
+def machine() -> str:
+    """`-dumpmachine`'s answer: the target as Debian's compilers spell it (no vendor)."""
+    return target().replace("-unknown-", "-")
+
+
+def record_library_dirs(invocation: Invocation, output: str) -> None:
+    """Give a linked program or library the `-L` directories of its link (absolute)."""
+    from allvm.elf import Elf, is_elf
+
+    dirs = [option[-1][2:] if option[0] != "-L" else option[1] for option in invocation.options
+            if option[0].startswith("-L") and (len(option[0]) > 2 or len(option) == 2)]
+    if not dirs or not os.path.isfile(output):
+        return
+    with open(output, "rb") as f:
+        data = f.read()
+    if not is_elf(data):
+        return
+    elf = Elf(data, output)
+    if elf.section(LIBDIRS_SECTION) is not None:
+        return
+    listed = "".join(os.path.abspath(d) + "\n" for d in dict.fromkeys(dirs))
+    tmp = f"{output}.allvm-tmp"
+    with open(tmp, "wb") as f:
+        f.write(elf.with_section(LIBDIRS_SECTION, listed.encode()))
+    os.chmod(tmp, os.stat(output).st_mode & 0o7777)
+    os.replace(tmp, output)
 
 
 def main(argv: list[str], cxx: bool) -> int:
     """Run one compiler command line the way clang would, keeping bitcode on the side."""
+    argv = without_dropped(argv)
+    if argv == ["-dumpmachine"]:
+        print(machine())
+        return 0
     invocation = Invocation(argv, cxx)
     if not invocation.inputs or not invocation.produces_object:
         return pass_through(argv, cxx)
@@ -268,5 +355,9 @@ def main(argv: list[str], cxx: bool) -> int:
     if not is_object_file(invocation.output or "a.out"):
         return pass_through(argv, cxx)
     if not any(s.compiles for s in invocation.inputs):
-        return pass_through(argv, cxx, link=True)  # a link of objects: the sections come along
-    return compile_and_link(invocation, cxx)
+        status = pass_through(argv, cxx, link=True)  # a link of objects: sections come along
+    else:
+        status = compile_and_link(invocation, cxx)
+    if status == 0:
+        record_library_dirs(invocation, invocation.output or "a.out")
+    return status

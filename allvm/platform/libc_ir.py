@@ -405,7 +405,7 @@ def _read(path: str) -> bytes:
 
 
 def _archive_symbols(path: str, label: str) -> list:
-    from allvm.packaging.elf import archive_members
+    from allvm.elf import archive_members
 
     return [[f"{label}({os.path.basename(name)})", *_object_symbols(data)]
             for name, data in archive_members(_read(path), path)]
@@ -418,7 +418,7 @@ def _object_symbols(data: bytes) -> tuple[list[str], list[str]]:
     """(defined global/weak symbols, strongly undefined symbols) of an ELF object."""
     import struct
 
-    from allvm.packaging.elf import Elf
+    from allvm.elf import Elf
 
     entry = struct.Struct("<IBBHQQ")
     elf = Elf(data, "object")

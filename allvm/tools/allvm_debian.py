@@ -1,0 +1,87 @@
+"""allvm-debian: Debian source packages into tested allexes, with no recipe of ours.
+
+The work is allvm.packaging.debian_package (one package) and allvm.packaging.debian_build (its
+steps); this is the command line around them.
+"""
+
+import os
+from pathlib import Path
+
+from allvm.cli import Tool
+from allvm.errors import AllvmError
+
+tool = Tool(
+    "allvm-debian",
+    "build: for each Debian source package (bookworm), fetch its source (apt-get source),\n"
+    "install its build dependencies (apt-get build-dep; root), build it with Debian's own\n"
+    "build system (dpkg-buildpackage) with allcc/allc++ as every compiler the build may call,\n"
+    "for x86_64-linux-gnu against Debian's libraries, and make every ELF executable of the\n"
+    "built .debs an allexe (OUT/PKG/allexes/), the package's own shared libraries as IR inside\n"
+    "(and in OUT/PKG/libs/). Then run the package's build-time tests (what dh_auto_test runs)\n"
+    "natively and with every built program replaced by its allexe, on alley's JIT path and on\n"
+    "its static path (allready). Writes OUT/PKG/report.json, OUT/PKG/build.log, OUT/report.md.\n"
+    "A package that fails never stops the others; the exit status is 1 if any failed.",
+    "examples:\n"
+    "  allvm-debian build hello                   # into ./allvm-debian-out/hello/\n"
+    "  allvm-debian build -o out -j 2 bzip2 lzip  # two packages at once\n"
+    "  allvm-debian build -no-test -keep hello    # allexes only; keep the build tree",
+)
+tool.positional("command", choices=["build"], metavar="build",
+                help="the command (build is the only one)")
+tool.positional("packages", metavar="PKG", nargs="+",
+                help="a source package (or a binary package: its source is built)")
+tool.option("o", dest="out", metavar="OUT", default="allvm-debian-out",
+            help="the output directory (default: allvm-debian-out)")
+tool.option("j", dest="jobs", type=int, default=1, metavar="N",
+            help="build N packages at once (default: 1); each build gets its share of the "
+                 "cores for make -j")
+tool.option("no-test", dest="test", action="store_false",
+            help="do not run the packages' tests (allexes and report only)")
+tool.option("keep", action="store_true",
+            help="keep the build tree, the unpacked .debs and the caches under OUT/PKG")
+
+
+def run(args) -> int:
+    from allvm.packaging.debian_build import check_deb_src
+    from allvm.packaging.debian_package import build_package
+    from allvm.packaging.debian_report import write_report_md
+
+    if args.jobs < 1:
+        raise AllvmError("-j: expected a number of packages of at least 1")
+    out = Path(args.out).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    check_deb_src()
+    names = list(dict.fromkeys(args.packages))
+    make_jobs = max(1, (os.cpu_count() or 1) // min(args.jobs, len(names)))
+    options = {"jobs": make_jobs, "test": args.test, "keep": args.keep}
+    reports = []
+    try:
+        if args.jobs == 1 or len(names) == 1:
+            for name in names:
+                reports.append(build_package(name, out, **options))
+        else:
+            from concurrent.futures import ProcessPoolExecutor, as_completed
+
+            with ProcessPoolExecutor(min(args.jobs, len(names))) as pool:
+                futures = [pool.submit(build_package, n, out, **options) for n in names]
+                try:
+                    reports = [f.result() for f in as_completed(futures)]
+                except KeyboardInterrupt:
+                    pool.shutdown(wait=True, cancel_futures=True)
+                    raise
+    except KeyboardInterrupt:
+        write_report_md(out)
+        tool.error("interrupted")
+        return 130
+    report_md = write_report_md(out)
+    failed = [r for r in reports if r["error"]]
+    for r in failed:
+        tool.error(r["error"] if r["error"].startswith(f"{r['package']}:")
+                   else f"{r['package']}: {r['error']}")
+    print(f"{len(reports) - len(failed)} of {len(reports)} package(s) built; "
+          f"report: {report_md}", flush=True)
+    return 1 if failed else 0
+
+
+def main() -> int:
+    return tool.run(run)
