@@ -5,15 +5,15 @@ that every later start is a cache hit (one exec, no Python).
 `start` is called by alley's JIT path when it ran the program from fast-tier code and no static
 binary was cached. It stores the program it linked as the static binary, tagged INTERIM_TAG
 (allvm.native.build: only a build counts it as missing; the launcher runs it as any sealed
-entry), then starts `python -m allvm.native.promote ALLEXE` detached: in
-a session of its own (a terminal's Ctrl-C does not reach it), reparented to init (the program
-alley becomes never sees an unexpected child), stdio on /dev/null, at idle CPU priority
-(SCHED_IDLE: it runs only on cycles nothing else wants). Builds take turns, one at a time per
-cache: the promoter holds an flock on the cache's `static_binaries/` directory while it builds,
-so concurrent starts of one allexe build it once (a promoter that gets the lock after another
-built it finds the binary cached and stops) and alley does not start another while one runs.
-A promoter that is killed leaves at most scratch files named after its pid, which the next
-build sweeps; the next start of the program starts a promotion again.
+entry), then starts `python -m allvm.native.promote ALLEXE` detached: in a session of its own (a
+terminal's Ctrl-C does not reach it), reparented to init (the program alley becomes never sees
+an unexpected child), stdio on /dev/null, at idle CPU priority (SCHED_IDLE: it runs only on
+cycles nothing else wants). Builds take turns, one at a time per cache: the promoter holds an
+flock on the cache's `static_binaries/` directory while it builds, so concurrent starts of one
+allexe build it once (a promoter that gets the lock after another built it finds the binary
+cached and stops) and alley does not start another while one runs. A promoter that is killed
+leaves at most scratch files named after its pid, which the next build sweeps; the next start of
+the program starts a promotion again.
 """
 
 import os
@@ -38,7 +38,10 @@ def start_promoter(allexe: Allexe, cache: Cache) -> None:
     (The launcher does the same when it runs a stand-in and none is: allvm/launcher.c.)"""
     if _promotion_running(cache):
         return
-    pid = os.fork()
+    try:
+        pid = os.fork()
+    except OSError:  # no process to spare: the next start tries again
+        return
     if pid:
         os.waitpid(pid, 0)
         return

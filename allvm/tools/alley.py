@@ -13,7 +13,7 @@ from allvm.signals import set_caller_ignored
 
 # alley's options that take a value: everything up to ALLEXE is alley's, the rest the program's.
 _VALUED = {"argv0", "jit", "deny", "policy", "tier"}
-# The options a cache hit answers (allvm/launcher.c takes the same ones).
+# The options a cache hit still answers here (the launcher answers the first two itself).
 _HIT_OPTIONS = {"force-static", "argv0", "tier"}
 
 
