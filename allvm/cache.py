@@ -144,7 +144,8 @@ def trust_problem(root: str, owner: int) -> str | None:
     A missing root or directory in it is no problem: it is made with the right mode.
     """
     try:
-        real = _safe_path(os.path.abspath(root), owner)
+        real = _safe_path(os.path.join(os.getcwd(), root), owner)  # `..` after a link: as
+        # the kernel walks it (abspath would drop the link's directory instead)
         if real is None or not os.path.isdir(real):  # missing, or cannot be a cache at all
             return None
         for directory in (real, *(os.path.join(real, d) for d in DIRECTORIES)):
@@ -181,7 +182,10 @@ def _safe_path(path: str, owner: int) -> str | None:
 
     done, todo, links = "/", [p for p in path.split("/") if p], 0
     while todo:
-        _check_ancestor(os.lstat(done), done, owner)
+        st = os.lstat(done)
+        if not stat.S_ISDIR(st.st_mode):  # (/dev/null/cache) no cache can be there
+            return None
+        _check_ancestor(st, done, owner)
         part = todo.pop(0)
         if part in (".", ".."):
             done = os.path.dirname(done) if part == ".." else done
@@ -189,7 +193,7 @@ def _safe_path(path: str, owner: int) -> str | None:
         here = os.path.join(done, part)
         try:
             st = os.lstat(here)
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):  # not yet, or cannot be
             return None
         if stat.S_ISLNK(st.st_mode):
             if st.st_uid not in (0, owner):  # in a sticky directory, its owner may replace it
@@ -558,7 +562,7 @@ def _link_new(tmp: str, path: str) -> None:
 def make_directories(path: str, mode: int) -> None:
     """`os.makedirs` with `mode` exactly, whatever the umask, for each directory it makes."""
     parent = os.path.dirname(path)
-    if parent != path and not os.path.isdir(parent):
+    if parent and parent != path and not os.path.isdir(parent):
         make_directories(parent, mode)
     try:
         os.mkdir(path, mode)

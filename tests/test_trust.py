@@ -479,3 +479,22 @@ def test_force_static_and_argv0_are_answered_without_python(world, tmp_path):
                     ALLEY, *options, world / "prog.allexe", "v"], env=env)
         assert ran_program(proc, "v"), (options, proc.stdout + proc.stderr)
         assert proc.stdout.split()[3] == (argv0 or str(world / "prog.allexe"))
+
+
+def test_a_relative_cache_directory_is_made_and_used(world, tmp_path):
+    env = {**os.environ, "ALLVM_CACHE_DIR": "relative/cache"}
+    proc = run([tool_path("allready"), world / "prog.allexe"], env=env, cwd=tmp_path)
+    assert proc.returncode == 0 and proc.stderr == "", proc.stderr
+    assert (tmp_path / "relative" / "cache").stat().st_mode & 0o777 == 0o700
+    package = Path(cache_format.__file__).parent  # a hit: the launcher alone answers
+    hide = f'mount -t tmpfs none {package} && exec "$@"'
+    proc = run(["unshare", "--mount", "--propagation", "private", "sh", "-c", hide, "sh",
+                world / "prog.allexe", "r"], env=env, cwd=tmp_path)
+    assert ran_program(proc, "r"), proc.stdout + proc.stderr
+
+
+def test_a_cache_that_cannot_exist_is_no_warning(world):
+    """Under a file (/dev/null/cache), as ALLVM_CACHE_DIR=/dev/null: uncached, silently."""
+    for root in ("/dev/null", "/dev/null/cache"):
+        proc = run([world / "prog.allexe"], env={**os.environ, "ALLVM_CACHE_DIR": root})
+        assert ran_program(proc) and proc.stderr == "", (root, proc.stderr)
