@@ -189,3 +189,18 @@ def test_force_static_builds_the_optimized_binary_over_a_stand_in(fast_tier, slo
     proc = run_tool("alley", "-force-static", slow_program, "b")
     assert proc.stdout == EXPECTED.format("b"), proc.stderr
     assert binary_tag(isolated_cache, slow_program) == b""
+
+
+def test_a_promoted_program_starts_no_more_builds(fast_tier, program, isolated_cache,
+                                                  tmp_path, monkeypatch):
+    """A deny policy sends every start through the Python alley's JIT path: once the optimized
+    binary is there, those starts leave it alone."""
+    assert run_tool("alley", program, "a").stdout == EXPECTED.format("a")
+    wait_for(lambda: promoted(isolated_cache, program))
+    policy = tmp_path / "policy"
+    policy.write_text("dlopen\n")
+    monkeypatch.setenv("ALLVM_POLICY", str(policy))
+    for i in range(3):
+        assert run_tool("alley", program, str(i)).stdout == EXPECTED.format(i)
+        assert promoters() == []
+    assert binary_tag(isolated_cache, program) == b""

@@ -25,10 +25,15 @@ from allvm.cache import INTERIM_TAG, STATIC_BINARIES, Cache, static_binary_key
 
 def start(allexe: Allexe, cache: Cache, program: str) -> None:
     """Store `program` (linked from the allexe's fast-tier objects) as its static binary until
-    the optimized one, built in the background, replaces it (see the module's docstring)."""
-    with open(program, "rb") as f:
-        cache.put(cache.static_binary_path(static_binary_key(allexe)), f.read(),
-                  tag=INTERIM_TAG, executable=True, replace=False)
+    the optimized one, built in the background, replaces it (see the module's docstring).
+    Nothing to do when the optimized one is there (a deny policy sends every start here)."""
+    path = cache.static_binary_path(static_binary_key(allexe))
+    tag = cache.entry_tag(path)
+    if tag is not None and tag != INTERIM_TAG:
+        return
+    if tag is None:
+        with open(program, "rb") as f:
+            cache.put(path, f.read(), tag=INTERIM_TAG, executable=True, replace=False)
     start_promoter(allexe, cache)
 
 
