@@ -11,35 +11,46 @@ from allvm.imports import module_symbols
 from allvm.ir import check_main, ir_symbol, llvm, native_target, parse_module
 from allvm.native.settings import OPTIMIZED, CodegenSettings
 from allvm.platform import Needs
-from allvm.structors import CTORS, DEFAULT_PRIORITY, DTORS, find_table, table_entries
+from allvm.structors import CTORS, DEFAULT_PRIORITY, DTORS, disable_tables, export_structors
 from allvm.toolchain import is_gnu
 
 DEFAULT_TRIPLE = "x86_64-unknown-linux-musl"
 _INIT_SECTIONS = {CTORS: ".init_array", DTORS: ".fini_array"}
 
 
-def structors_to_init_array(module, context):
-    """The module with its constructor/destructor tables as `.init_array`/`.fini_array` entries.
+def structors_to_init_array(module, context, prefix: str) -> None:
+    """Put the module's constructor/destructor tables into `.init_array`/`.fini_array`.
 
-    llvmlite's target machine emits them into `.ctors`/`.dtors` (LLVM's default when the
-    front end does not ask for init arrays), which musl and glibc never run. Clang puts them
-    in `.init_array.<priority>` sections, which the linker sorts by priority; do the same.
+    llvmlite's target machine emits `llvm.global_ctors` into `.ctors`/`.dtors` (LLVM's default
+    when the front end does not ask for init arrays), which musl and glibc never run. Clang
+    puts them in `.init_array.<priority>` sections, which the linker sorts by priority; do the
+    same: each function listed gets an entry of its own in a small module linked in (a local
+    function is exported first under the unique name `<prefix>.<n>`, so that module can name
+    it), and the tables are disabled. Built, not printed: the program's module is never
+    turned into text and parsed again.
     """
-    text = None
+    tables = export_structors(module, prefix)
+    if not any(tables.values()):
+        return
+    lines, names, declared = [], [], set()
     for table, section in _INIT_SECTIONS.items():
-        variable = find_table(module, table)
-        if variable is None:
-            continue
-        text = text or str(module)
-        entries = []
-        for index, (priority, function) in enumerate(table_entries(module, table)):
+        for priority, function in tables[table]:
+            if function not in declared:
+                declared.add(function)
+                lines.append(f"declare void {ir_symbol(function)}()")
             suffix = "" if priority == DEFAULT_PRIORITY else f".{priority:05d}"
-            entries.append(f"@__allvm{section}.{index} = internal constant ptr "
-                           f'{ir_symbol(function)}, section "{section}{suffix}", align 8')
-        text = text.replace(str(variable).strip(), "\n".join(entries))
-    if text is None:
-        return module
-    return parse_module(text.encode(), module.name, context=context)
+            names.append(f"@__allvm{section}.{len(names)}")
+            lines.append(f"{names[-1]} = internal constant ptr {ir_symbol(function)}, "
+                         f'section "{section}{suffix}", align 8')
+    # The linker moves a local only when something uses it: llvm.compiler.used does.
+    used = ", ".join(f"ptr {name}" for name in names)
+    lines.append(f"@llvm.compiler.used = appending global [{len(names)} x ptr] [{used}], "
+                 'section "llvm.metadata"')
+    sections = parse_module("\n".join(lines).encode(), f"{module.name} (init arrays)",
+                            context=context)
+    sections.triple, sections.data_layout = module.triple, module.data_layout
+    disable_tables(module)
+    module.link_in(sections)
 
 
 def compile_module(bitcode: bytes, name: str,
@@ -50,7 +61,8 @@ def compile_module(bitcode: bytes, name: str,
 
     # Its own LLVM context: the module, and all it interned, go when the call returns.
     context = llvm().create_context()
-    module = structors_to_init_array(parse_module(bitcode, name, context=context), context)
+    module = parse_module(bitcode, name, context=context)
+    structors_to_init_array(module, context, f"__allvm.init.{_unique(name, bitcode)}")
     if name == MAIN_MODULE:
         check_main(module, name)
     triple = module.triple or DEFAULT_TRIPLE
@@ -60,6 +72,13 @@ def compile_module(bitcode: bytes, name: str,
     _, declared = module_symbols(module)
     return machine.emit_object(module), Needs.of_module(triple, declared,
                                                         libc_ir=is_platform_ir(module))
+
+
+def _unique(name: str, bitcode: bytes) -> str:
+    """A module's own prefix for the names it exports: unique among an allexe's modules."""
+    from _blake2 import blake2b
+
+    return blake2b(name.encode() + b"\0" + bitcode, digest_size=8).hexdigest()
 
 
 def check_bitcode_target(bitcode: bytes, name: str) -> None:
