@@ -13,7 +13,7 @@ PLATFORM_IR := $(VENV)/.allvm-platform-ir
 TEST_DEPS := $(VENV)/.allvm-test-deps
 CORPUS_DEPS := $(VENV)/.allvm-corpus-deps
 
-.PHONY: setup demo test lint clean fuzz corpus bench
+.PHONY: setup demo test lint clean fuzz corpus bench distro-sample
 
 setup: $(INSTALLED) $(PLATFORM_WARM) $(LAUNCHER) $(PLATFORM_IR)
 
@@ -73,6 +73,14 @@ $(CORPUS_DEPS): $(INSTALLED)
 # (into corpus/results-platform-ir.md).
 corpus: setup $(CORPUS_DEPS)
 	$(PY) -m corpus.run $(PACKAGES) $(if $(MODES),--modes "$(MODES)")
+
+# allvm-debian on N source packages of bookworm main that nobody chose (the seeded rule:
+# allvm/packaging/debian_sample.py), 2 at once into build/distro-sample/; the report is copied
+# to corpus/distro-sample.md under a header (seed, N, date, machine, wall time).
+N ?= 50
+SEED ?= 1
+distro-sample: setup $(CORPUS_DEPS)
+	$(PY) -m corpus.distro_sample $(N) $(SEED)
 
 # Every benchmark figure (alternating runs) into bench/results.{md,json,png} and README's
 # Benchmarks section; needs the demo allexes, clang-14 (figure 2) and tclsh (sqlite3's sources).

@@ -37,8 +37,12 @@ def option_names(name: str) -> list[str]:
 class Tool:
     """One command: its parser, and the wrapper that turns errors into one line."""
 
-    def __init__(self, name: str, description: str, epilog: str = ""):
+    def __init__(self, name: str, description: str, epilog: str = "", *,
+                 intermixed: bool = False):
+        """intermixed: options may come between positionals even when the last positional
+        takes any number of words (`build -o OUT PKG...` and `sample` with none)."""
         self.name = name
+        self.intermixed = intermixed
         self.parser = _ToolParser(
             prog=name,
             description=description,
@@ -68,7 +72,8 @@ class Tool:
             argv: list[str] | None = None) -> int:
         """Parse, call the handler, and map every failure to a message and an exit code."""
         try:
-            args = self.parser.parse_args(argv)
+            args = (self.parser.parse_intermixed_args(argv) if self.intermixed
+                    else self.parser.parse_args(argv))
             status = handler(args) or 0
             sys.stdout.flush()
             return status

@@ -220,6 +220,77 @@ def test_glibc_fortify_wrappers_are_no_error_under_werror(tmp_path):
     assert "[-Wused-but-marked-unused]" in proc.stderr
 
 
+def test_old_c_that_debian_gcc_accepts_builds(tmp_path):
+    """Implicit int and an undeclared function are warnings for bookworm's gcc 12 and errors
+    for clang: the gnu target keeps them warnings (ucspi-tcp, galera-3's configure probe),
+    unless the build asks for the error itself."""
+    (tmp_path / "old.c").write_text("main() { return getpid() > 0 ? 0 : 1; }\n")
+    proc = run_tool("allcc", "-O2", "-Werror", "old.c", "-o", "old", cwd=tmp_path,
+                    env={**os.environ, **GNU})
+    assert proc.returncode == 0, proc.stderr
+    assert "[-Wimplicit-function-declaration]" in proc.stderr
+    assert subprocess.run([tmp_path / "old"]).returncode == 0
+    proc = run_tool("allcc", "-Werror=implicit-int", "-c", "old.c", cwd=tmp_path,
+                    env={**os.environ, **GNU})
+    assert proc.returncode == 1 and "error: type specifier missing" in proc.stderr
+
+
+def test_what_debian_gcc_and_libstdcxx_accept_builds(tmp_path):
+    """Incompatible pointer types (djbdns) and __DATE__ under -Wdate-time (makefile2graph; zig
+    makes it an error) are warnings, as with bookworm's gcc 12; std::unary_function, which
+    libc++ drops in C++17 and libstdc++ keeps, is there (idba, Boost 1.74's headers)."""
+    (tmp_path / "p.c").write_text("#include <stdio.h>\nvoid f(unsigned *p);\n"
+                                  "int main(void) { unsigned long x = 0; f(&x);\n"
+                                  "  puts(__DATE__); return 0; }\nvoid f(unsigned *p) {}\n")
+    proc = run_tool("allcc", "-Wdate-time", "p.c", "-o", "p", cwd=tmp_path,
+                    env={**os.environ, **GNU})
+    assert proc.returncode == 0, proc.stderr
+    assert "[-Wincompatible-pointer-types]" in proc.stderr and "[-Wdate-time]" in proc.stderr
+    (tmp_path / "u.cc").write_text(
+        "#include <functional>\n#include <algorithm>\n#include <vector>\n"
+        "struct H : std::unary_function<int, unsigned> {\n"
+        "  unsigned operator()(int x) const { return x; } };\n"
+        "int main() { std::vector<int> v{2, 1}; std::random_shuffle(v.begin(), v.end());\n"
+        "  return H()(0); }\n")
+    proc = run_tool("allc++", "-w", "u.cc", "-o", "u", cwd=tmp_path, env={**os.environ, **GNU})
+    assert proc.returncode == 0, proc.stderr
+    assert subprocess.run([tmp_path / "u"]).returncode == 0
+
+
+def test_gnu_target_compiles_for_the_host_glibc(tmp_path):
+    """Unversioned, zig would use glibc 2.31's headers and stubs, and a link with a Debian
+    library needing a newer symbol (libssl.so.3: stat@GLIBC_2.33) fails (galera-3)."""
+    (tmp_path / "m.c").write_text("int main(void) { return 0; }\n")
+    proc = run_tool("allcc", "-v", "-c", "m.c", cwd=tmp_path, env={**os.environ, **GNU})
+    glibc = os.confstr("CS_GNU_LIBC_VERSION").split()[-1]
+    assert f"-gnu{glibc}" in proc.stderr, proc.stderr[-2000:]
+    assert run_tool("allcc", "-dumpmachine", env={**os.environ, **GNU}).stdout == \
+        "x86_64-linux-gnu\n"
+    # bzip2 links `.sho` objects: zig passes such a command to clang whole, which refuses
+    # zig's versioned triple, so it keeps the unversioned one
+    (tmp_path / "l.c").write_text("int f(void) { return 1; }\n")
+    for args in (("-fPIC", "-c", "l.c", "-o", "l.sho"),
+                 ("-shared", "-Wl,-soname,libl.so.1", "l.sho", "-o", "libl.so.1.0", "-lc")):
+        proc = run_tool("allcc", *args, cwd=tmp_path, env={**os.environ, **GNU})
+        assert proc.returncode == 0, proc.stderr
+
+
+def test_build_environment_is_debians(tmp_path, monkeypatch):
+    """Debian's python3 for a package's tests (ucspi-tcp imports python3-netifaces), not the
+    virtualenv's or pyenv's; CMake told the multiarch directories zig does not name."""
+    import shutil
+
+    from allvm.packaging.debian_build import BIN, build_env
+
+    monkeypatch.setenv("PATH", f"{BIN}:/root/.pyenv/shims:{os.environ['PATH']}")
+    env = build_env(tmp_path, 1, check=True)
+    directories = env["PATH"].split(":")
+    assert directories[0] == str(tmp_path) and directories[-1] == str(BIN)
+    assert shutil.which("python3", path=env["PATH"]) == "/usr/bin/python3"
+    assert "VIRTUAL_ENV" not in env
+    assert env["CMAKE_LIBRARY_PATH"].split(":")[0] == "/usr/lib/x86_64-linux-gnu"
+
+
 # --- bad input: one line each ----------------------------------------------------------------
 
 def one_line(proc, expected: str) -> None:

@@ -35,6 +35,7 @@ from pathlib import Path
 from allvm.elf import Elf
 from allvm.errors import AllvmError
 from allvm.packaging.debian import ensure_deb_src, fetch_source
+from allvm.packaging.wrapper import HOST_INCLUDE_DIRS, HOST_LIBRARY_DIRS
 from allvm.toolchain import GNU_TARGET
 
 TARGET = GNU_TARGET
@@ -46,10 +47,16 @@ BUILD_TIMEOUT = 3 * 3600
 TEST_TIMEOUT = 3600
 APT_LOCK_WAIT = "DPkg::Lock::Timeout=900"
 BIN = Path(sys.executable).parent
+SYSTEM_PATH = ("/usr/sbin", "/usr/bin", "/sbin", "/bin")
 
 
 class PackageError(AllvmError):
     """A package that cannot be built into allexes; the message is one line."""
+
+
+class SourceUnavailable(PackageError):
+    """The index names the source package but the mirror does not serve its files (a 404, as
+    for a version superseded since the last `apt-get update`): not a build failure."""
 
 
 def say(package: str, message: str) -> None:
@@ -126,9 +133,21 @@ def make_compilers(directory: Path) -> Path:
 
 
 def build_env(compilers: Path, jobs: int, *, check: bool) -> dict[str, str]:
+    """The build's and the tests' environment. PATH: the wrappers, then the system's
+    directories as in Debian's own build environment (sbuild's, without /usr/local), then
+    allvm-py's tools last. Not the caller's PATH: a virtualenv's or pyenv's `python3` (and
+    `pytest`, `pip`...) would shadow Debian's, without the Debian modules a package's tests
+    import (ucspi-tcp's suite needs python3-netifaces)."""
     options = ["nostrip", f"parallel={jobs}"] + ([] if check else ["nocheck"])
     env = dict(os.environ)
-    env.update(PATH=f"{compilers}{os.pathsep}{BIN}{os.pathsep}{env.get('PATH', '/usr/bin:/bin')}",
+    env.pop("VIRTUAL_ENV", None)
+    # CMake learns the multiarch directories (CMAKE_LIBRARY_ARCHITECTURE) from gcc's
+    # implicit link directories; zig's link line names none, so find_library would miss
+    # /usr/lib/x86_64-linux-gnu (galera-3: Boost's program_options, pthread, rt): name them.
+    for variable, dirs in (("CMAKE_LIBRARY_PATH", HOST_LIBRARY_DIRS),
+                           ("CMAKE_INCLUDE_PATH", HOST_INCLUDE_DIRS[:1])):
+        env[variable] = os.pathsep.join([*dirs, *filter(None, [env.get(variable)])])
+    env.update(PATH=os.pathsep.join([str(compilers), *SYSTEM_PATH, str(BIN)]),
                CC=str(compilers / "gcc"), CXX=str(compilers / "g++"),
                DEB_BUILD_OPTIONS=" ".join(options), ALLVM_CC_TARGET=TARGET, LC_ALL="C.UTF-8")
     return env
@@ -151,8 +170,32 @@ def build(tree: Path, env: dict, log: Path) -> float:
     started = time.monotonic()
     status = run_logged(["dpkg-buildpackage", "-b", "-uc", "-us"], tree, env, log, BUILD_TIMEOUT)
     if status != 0:
-        raise PackageError(f"the build failed (exit {status}; see {log})")
+        failed = PackageError(f"the build failed (exit {status}; see {log})")
+        failed.details = first_errors(log.read_text(errors="replace"))
+        raise failed
     return time.monotonic() - started
+
+
+# A compiler's, linker's or CMake's error line; not the lines of make, debhelper and dpkg that
+# only say that something below them failed, nor a configure probe's expected failure.
+_ERROR = re.compile(r"(\berror: |^CMake Error|undefined reference|\bcannot find -l|"
+                    r"No such file or directory$)")
+_ONLY_RELAYS = re.compile(r"^(make|gmake)(\[\d+\])?: \*\*\*|^dh_\w+: error|"
+                          r"^dpkg-buildpackage: error|--error-limit|CMakeScratch|conftest")
+
+
+def first_errors(text: str, count: int = 3) -> list[str]:
+    """The first error lines of a build log (the reason, for the report), at most `count`."""
+    found = []
+    lines = [line.strip() for line in text.splitlines()]
+    for i, line in enumerate(lines):
+        if _ERROR.search(line) and not _ONLY_RELAYS.search(line) and line not in found:
+            if line.startswith("CMake Error") and i + 1 < len(lines):  # its message: below
+                line = f"{line} {lines[i + 1]}"
+            found.append(line[:300])
+            if len(found) == count:
+                break
+    return found
 
 
 # --- what the .debs hold ----------------------------------------------------------------------
@@ -230,4 +273,11 @@ def fetch(source: str, out: Path) -> Path:
     src = out / "src"
     if src.exists():
         shutil.rmtree(src)
-    return Path(fetch_source(source, str(src)))
+    try:
+        return Path(fetch_source(source, str(src)))
+    except AllvmError as e:
+        missing = re.search(r"Failed to fetch (\S+)\s+(\d{3}[^\[]*)", str(e))
+        if missing:
+            raise SourceUnavailable(f"{source}: source unavailable from the mirror "
+                                    f"({' '.join(missing[2].split())}: {missing[1]})") from None
+        raise

@@ -4,7 +4,9 @@ The steps are allvm.packaging.debian_build's; this module strings them together,
 allexes and runs the test modes. report.json's fields:
 
 - `package`, `version`, `languages` (["C"], ["C", "C++"]...), `target` (the triple the
-  package was built for), `built` (bool), `error` (one line, or null), `seconds`,
+  package was built for), `built` (bool), `error` (one line, or null), `unavailable` (true
+  when the mirror did not serve the source: not a build failure), `build_errors` (a failed
+  build's first error lines from its log), `seconds`,
   `build_seconds`, `build_deps_installed` (what `apt-get build-dep` installed this time);
 - `executables`: the ELF executables in the built .debs; `allexes`: how many became allexes;
 - `programs`: per allexe, `name`, `path` (in the .deb), `allexe`, `modules` (module names),
@@ -36,8 +38,9 @@ MODES = ("native", "jit", "static")
 
 def new_report(name: str) -> dict:
     return {"package": name, "version": None, "languages": [], "built": False, "error": None,
-            "target": db.TARGET, "executables": 0, "allexes": 0, "programs": [],
-            "libraries": [], "tests": {}, "build_deps_installed": [], "seconds": 0.0}
+            "unavailable": False, "target": db.TARGET, "executables": 0, "allexes": 0,
+            "programs": [], "libraries": [], "tests": {}, "build_deps_installed": [],
+            "seconds": 0.0}
 
 
 def make_allexes(root: Path, out: Path, report: dict) -> dict[str, tuple[Path, Path]]:
@@ -216,6 +219,9 @@ def build_package(name: str, out_root: Path, jobs: int = 1, test: bool = True,
                 report["tests"][mode] = outcome.as_dict()
                 db.say(name, f"  {outcome.passed} passed, {len(outcome.failed_names)} failed")
     except (AllvmError, OSError, subprocess.SubprocessError) as e:
+        report["unavailable"] = isinstance(e, db.SourceUnavailable)
+        if getattr(e, "details", None):
+            report["build_errors"] = e.details
         report["error"] = str(e).splitlines()[0] if str(e) else type(e).__name__
         db.say(name, f"FAILED: {report['error']}")
     except KeyboardInterrupt:

@@ -31,6 +31,16 @@ def _share(report: dict) -> str:
     return f"{sum(p['ir_share'] for p in programs) / len(programs):.0%}"
 
 
+def _percent(part: int, whole: int) -> str:
+    return f"{part / whole:.0%}" if whole else "—"
+
+
+def _built(report: dict) -> str:
+    if report.get("unavailable"):
+        return "unavailable"
+    return "yes" if report["built"] else "no"
+
+
 def passes_everywhere(report: dict) -> bool:
     """Every test that passes natively also passes on alley's JIT and static paths."""
     tests = report.get("tests", {})
@@ -50,21 +60,32 @@ def write_report_md(out: Path) -> Path:
     for r in reports:
         lines.append(
             f"| {r['package']} | {r.get('version') or '—'} | {', '.join(r['languages']) or '—'}"
-            f" | {r['target']} | {'yes' if r['built'] else 'no'} | {r['executables']} | "
+            f" | {r['target']} | {_built(r)} | {r['executables']} | "
             f"{r['allexes']} | {_share(r)} | "
             + " | ".join(_tests(r, m) for m in MODES) + f" | {r.get('seconds', 0):.0f} |")
     complete = [r for r in reports if r["built"] and r["executables"]
                 and r["allexes"] == r["executables"]]
     passing = [r for r in complete if passes_everywhere(r)]
-    lines += ["", f"{len(reports)} package(s): {sum(r['built'] for r in reports)} built, "
+    unavailable = sum(bool(r.get("unavailable")) for r in reports)
+    lines += ["", f"{len(reports)} package(s): "
+              + (f"{unavailable} unavailable (the mirror did not serve the source; not build "
+                 "failures), " if unavailable else "")
+              + f"{sum(r['built'] for r in reports)} built, "
               f"{len(complete)} with an allexe for every executable, {len(passing)} of those "
-              "passing on both alley paths every test that passes natively.", "",
+              "passing on both alley paths every test that passes natively."
+              + (f" Of the {len(reports) - unavailable} available: "
+                 f"{_percent(len(complete), len(reports) - unavailable)} with an allexe for "
+                 f"every executable (goal: 80%), {_percent(len(passing), len(complete))} of "
+                 "those passing on both paths (goal: 90%)."
+                 if unavailable and len(reports) > unavailable else ""), "",
               "IR share: the mean over a package's programs of the fraction of each program's "
               "translation units (its own and its shared libraries') whose code is IR in its "
               "allexe.", ""]
     failures = []
     for r in reports:
-        reasons = ([r["error"]] if r.get("error") else []) + r.get("warnings", [])
+        reasons = (([r["error"]] if r.get("error") else [])
+                   + [f"log: {line}" for line in r.get("build_errors", [])]
+                   + r.get("warnings", []))
         for mode in MODES[1:]:
             names = r.get("tests", {}).get(mode, {}).get("failed_names", [])
             native = set(r.get("tests", {}).get("native", {}).get("failed_names", []))

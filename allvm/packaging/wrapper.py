@@ -19,6 +19,7 @@ a build's flags never fail the build for that alone.
 """
 
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -69,7 +70,28 @@ DROPPED_OPTIONS = {
 # _FORTIFY_SOURCE wrappers (sprintf...) are marked unused, so `-Wused-but-marked-unused`
 # fires on every call (cjson adds it with -Werror when the compiler is clang; gcc has no
 # such warning, so Debian's build never meets it).
-GNU_WARNINGS_NOT_ERRORS = ["-Wno-error=used-but-marked-unused"]
+#
+# And the diagnostics that clang (since 15/16) makes errors by default where the compiler the
+# gnu target stands in for, bookworm's gcc 12, only warns (gcc 14 made them errors too): a
+# call to an undeclared function, a declaration without a type (`main() {...}`), an int
+# used as a pointer, an incompatible function pointer. Old C (ucspi-tcp) and configure
+# probes (galera's `__atomic_fetch_add_8` check, a gcc builtin) build with Debian's gcc and
+# failed with clang. A package that asks for the error itself (`-Werror=implicit-int`,
+# after these) still gets it.
+# The same for incompatible pointer types (djbdns: `unsigned long *` for `uint32 *`), and for
+# `-Wdate-time`, which zig makes an error (`-Werror=date-time`) while Debian's flags ask only
+# for the warning (makefile2graph prints __DATE__; SOURCE_DATE_EPOCH makes it reproducible).
+GNU_WARNINGS_NOT_ERRORS = ["-Wno-error=used-but-marked-unused",
+                           "-Wno-error=implicit-function-declaration", "-Wno-error=implicit-int",
+                           "-Wno-error=int-conversion",
+                           "-Wno-error=incompatible-function-pointer-types",
+                           "-Wno-error=incompatible-pointer-types", "-Wno-error=date-time"]
+# What C++17 removed and libc++ then leaves out, while libstdc++ — the C++ library of the
+# gcc the gnu target stands in for — still has it (deprecated): `std::unary_function` and
+# `binary_function` (idba's hashes, Boost 1.74's headers), `auto_ptr`, `random_shuffle`, the
+# old binders, `set_unexpected`. No effect on C.
+GNU_CXX17_REMOVED_KEPT = [f"-D_LIBCPP_ENABLE_CXX17_REMOVED_{feature}" for feature in (
+    "UNARY_BINARY_FUNCTION", "AUTO_PTR", "RANDOM_SHUFFLE", "BINDERS", "UNEXPECTED_FUNCTIONS")]
 
 
 class Source:
@@ -168,16 +190,45 @@ def target() -> str:
     return os.environ.get(TARGET_VARIABLE) or MUSL_TARGET
 
 
+def compile_target(invocation: Invocation) -> str:
+    """The target given to zig: for an unversioned gnu target, at the host's glibc version
+    (`x86_64-linux-gnu.2.36` on bookworm), as the platform links gnu programs. Unversioned,
+    zig compiles against glibc 2.31's headers and links its 2.31 stubs, so a link with a
+    Debian library needing a newer symbol (libssl.so.3: `stat@GLIBC_2.33`) fails (galera-3).
+
+    Not when an input's suffix is one zig does not know (bzip2 links `.sho` objects): zig then
+    hands the whole command to clang with the target as given, and clang refuses a triple
+    with zig's `.2.36` version; such a command keeps the unversioned target, as before."""
+    triple = target()
+    glibc = os.confstr("CS_GNU_LIBC_VERSION") if "CS_GNU_LIBC_VERSION" in os.confstr_names \
+        else None
+    if (not is_gnu(triple) or "." in triple or not glibc or not glibc.startswith("glibc ")
+            or not all(zig_knows(source.path) for source in invocation.inputs)):
+        return triple
+    return f"{triple}.{glibc.split()[-1]}"
+
+
+# Input suffixes zig's cc driver handles itself (sources, objects, archives, libraries).
+ZIG_SUFFIXES = {*C_SUFFIXES, *CXX_SUFFIXES, *ASM_SUFFIXES, ".h", ".hh", ".hpp", ".hxx", ".ii",
+                ".o", ".obj", ".a", ".lib", ".so", ".ll", ".bc", ".m", ".mm"}
+
+
+def zig_knows(path: str) -> bool:
+    if re.search(r"\.so(\.\d+)*$", path):
+        return True
+    return os.path.splitext(path)[1] in ZIG_SUFFIXES
+
+
 def base_options(invocation: Invocation) -> list[str]:
     """What allcc adds in front of the user's flags: the target (unless the user chose one),
     and no sanitizers: zig turns UBSan on by default in unoptimized builds, which a drop-in
     `cc` must not do (its runtime is not part of the allexe platform)."""
     chosen = invocation.has("-target", "--target") or any(
         o[0].startswith("--target=") for o in invocation.options)
-    options = [] if chosen else ["-target", target()]
+    options = [] if chosen else ["-target", compile_target(invocation)]
     if not chosen and is_gnu(target()):
         options += [a for d in HOST_INCLUDE_DIRS for a in ("-idirafter", d)]
-        options += GNU_WARNINGS_NOT_ERRORS
+        options += GNU_WARNINGS_NOT_ERRORS + GNU_CXX17_REMOVED_KEPT
     return options + ["-fno-sanitize=undefined"]
 
 

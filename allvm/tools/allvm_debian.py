@@ -20,16 +20,22 @@ tool = Tool(
     "(and in OUT/PKG/libs/). Then run the package's build-time tests (what dh_auto_test runs)\n"
     "natively and with every built program replaced by its allexe, on alley's JIT path and on\n"
     "its static path (allready). Writes OUT/PKG/report.json, OUT/PKG/build.log, OUT/report.md.\n"
-    "A package that fails never stops the others; the exit status is 1 if any failed.",
+    "A package that fails never stops the others; the exit status is 1 if any failed.\n\n"
+    "sample: print N source packages of bookworm main chosen by a documented, seeded rule\n"
+    "(C or C++, built by debhelper, a build-time test suite likely, at most 8\n"
+    "build-dependencies, at most 5 MB of source, a program package; see\n"
+    "allvm/packaging/debian_sample.py), one per line, from the Sources index apt has.",
     "examples:\n"
     "  allvm-debian build hello                   # into ./allvm-debian-out/hello/\n"
     "  allvm-debian build -o out -j 2 bzip2 lzip  # two packages at once\n"
-    "  allvm-debian build -no-test -keep hello    # allexes only; keep the build tree",
+    "  allvm-debian build -no-test -keep hello    # allexes only; keep the build tree\n"
+    "  allvm-debian sample -n 50 -seed 1          # 50 packages nobody chose",
+    intermixed=True,
 )
-tool.positional("command", choices=["build"], metavar="build",
-                help="the command (build is the only one)")
-tool.positional("packages", metavar="PKG", nargs="+",
-                help="a source package (or a binary package: its source is built)")
+tool.positional("command", choices=["build", "sample"], metavar="build|sample",
+                help="the command")
+tool.positional("packages", metavar="PKG", nargs="*",
+                help="build: a source package (or a binary package: its source is built)")
 tool.option("o", dest="out", metavar="OUT", default="allvm-debian-out",
             help="the output directory (default: allvm-debian-out)")
 tool.option("j", dest="jobs", type=int, default=1, metavar="N",
@@ -39,9 +45,34 @@ tool.option("no-test", dest="test", action="store_false",
             help="do not run the packages' tests (allexes and report only)")
 tool.option("keep", action="store_true",
             help="keep the build tree, the unpacked .debs and the caches under OUT/PKG")
+tool.option("n", dest="count", default="50", metavar="N",
+            help="sample: how many packages (default: 50)")
+tool.option("seed", default="0", metavar="S", help="sample: the random seed, an integer "
+            "(default: 0)")
+
+
+def integer(text: str, option: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise AllvmError(f"-{option}: expected an integer, not '{text}'") from None
+
+
+def sample(args) -> int:
+    from allvm.packaging.debian_sample import sample as choose
+
+    if args.packages:
+        raise AllvmError("sample takes no package names")
+    for name in choose(integer(args.count, "n"), integer(args.seed, "seed")):
+        print(name)
+    return 0
 
 
 def run(args) -> int:
+    if args.command == "sample":
+        return sample(args)
+    if not args.packages:
+        raise AllvmError("build: no package named (see 'allvm-debian --help')")
     from allvm.packaging.debian_build import check_deb_src
     from allvm.packaging.debian_package import build_package
     from allvm.packaging.debian_report import write_report_md

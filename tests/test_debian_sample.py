@@ -1,0 +1,189 @@
+"""`allvm-debian sample`: the seeded rule that picks source packages nobody chose
+(allvm/packaging/debian_sample.py), on the Sources index apt already has (no network, no
+package builds), its bad input's one line, and the sample run's report pieces: a source the
+mirror does not serve is `unavailable`, not a build failure."""
+
+import datetime
+import json
+
+import pytest
+from conftest import run_tool
+
+from allvm.errors import AllvmError
+from allvm.packaging import debian_build as db
+from allvm.packaging import debian_sample as ds
+from allvm.packaging.debian_report import write_report_md
+
+
+@pytest.fixture(scope="module")
+def index():
+    try:
+        return ds.read_index(ds.sources_index())
+    except ds.SampleError as e:
+        pytest.skip(str(e))
+
+
+@pytest.fixture(scope="module")
+def by_name(index):
+    return {s["Package"]: s for s in ds.stanzas(index)}
+
+
+def sample_cli(*args):
+    proc = run_tool("allvm-debian", "sample", *args)
+    assert proc.returncode == 0 and proc.stderr == "", proc.stderr
+    return proc.stdout.splitlines()
+
+
+def test_deterministic_for_a_seed_and_n_names(index):
+    first = sample_cli("-n", "12", "-seed", "7")
+    assert first == sample_cli("-n", "12", "-seed", "7") == ds.sample(12, 7, index)
+    assert len(first) == len(set(first)) == 12
+    assert sample_cli("-n", "12", "-seed", "8") != first
+    assert ds.sample(1, 7, index) == first[:1]  # random.sample: a prefix of the larger draw
+
+
+def test_every_chosen_package_meets_each_criterion(index, by_name):
+    chosen = ds.sample(40, 3, index)
+    for name in chosen:
+        stanza = by_name[name]
+        assert ds.rejection(stanza) is None, name
+        assert set(stanza["Architecture"].split()) & ds.ARCHITECTURES, name
+        clauses = ds.build_depends(stanza)
+        names = {n for alternatives, _ in clauses for n in alternatives}
+        assert not names & ds.OTHER_LANGUAGE, name
+        assert names & {"debhelper", "debhelper-compat"}, name
+        assert names & ds.TEST_TOOLS or any("<!nocheck>" in c for _, c in clauses), name
+        assert len(clauses) <= ds.MAX_BUILD_DEPENDS, name
+        assert 0 < ds.source_bytes(stanza) <= ds.MAX_SOURCE_BYTES, name
+        assert ds.ships_a_program(stanza), name
+    pool = ds.candidates(index)
+    assert set(chosen) <= set(pool) and pool == sorted(pool) and len(pool) >= 50
+
+
+def test_known_packages_are_judged_by_the_rule(by_name):
+    assert ds.rejection(by_name["debconf"]) == "no architecture-dependent code"
+    # hello's `make check` needs nothing beyond the build: a false negative of the rule
+    assert ds.rejection(by_name["hello"]) == "no sign of a build-time test suite"
+    assert ds.rejection(by_name["rust-ripgrep"]) == "another language's build"  # cargo
+
+
+STANZA = {"Package": "p", "Architecture": "any",
+          "Build-Depends": "debhelper-compat (= 13), check <!nocheck>, libz-dev | libz1-dev",
+          "Files": "\n0123 1000 p_1.dsc\n4567 200000 p_1.orig.tar.gz",
+          "Package-List": "\np deb utils optional arch=any\nlibp1 deb libs optional arch=any"}
+
+
+@pytest.mark.parametrize("change, reason", [
+    ({}, None),
+    ({"Extra-Source-Only": "yes"}, "extra-source-only"),
+    ({"Architecture": "all"}, "no architecture-dependent code"),
+    ({"Build-Depends": "debhelper-compat (= 13), check, cargo"}, "another language's build"),
+    ({"Build-Depends": "cdbs, check"}, "not built by debhelper"),
+    ({"Build-Depends": "debhelper-compat (= 13), zlib1g-dev"},
+     "no sign of a build-time test suite"),
+    ({"Build-Depends": "debhelper-compat (= 13), libx-dev <!nocheck>, "
+                       + ", ".join(f"d{i}" for i in range(7))},
+     "more than 8 build-dependencies"),
+    ({"Files": "\n0123 5000001 p_1.orig.tar.gz"}, "more than 5 MB of source"),
+    ({"Package-List": "\nlibp1 deb libs optional arch=any\np-dev deb libdevel optional arch=any"
+                      "\np-doc deb doc optional arch=all"}, "no program package"),
+])
+def test_each_criterion(change, reason):
+    assert ds.rejection({**STANZA, **change}) == reason
+
+
+def test_alternatives_count_once_and_the_index_parses():
+    clauses = ds.build_depends(STANZA)
+    assert [names for names, _ in clauses] == [["debhelper-compat"], ["check"],
+                                               ["libz-dev", "libz1-dev"]]
+    text = "Package: a\nArchitecture: any\nBuild-Depends: x,\n y\n\nPackage: b\n"
+    assert [(s["Package"], s.get("Build-Depends")) for s in ds.stanzas(text)] == [
+        ("a", "x,\ny"), ("b", None)]
+
+
+@pytest.mark.parametrize("args, message", [
+    (("-n", "0"), "-n: expected a number of packages of at least 1, not 0"),
+    (("-n", "-3"), "-n: expected a number of packages of at least 1, not -3"),
+    (("-n", "many"), "-n: expected an integer, not 'many'"),
+    (("-seed", "x"), "-seed: expected an integer, not 'x'"),
+    (("-seed", "1.5"), "-seed: expected an integer, not '1.5'"),
+])
+def test_bad_input_is_one_line(args, message):
+    proc = run_tool("allvm-debian", "sample", *args)
+    assert proc.returncode == 1 and proc.stdout == ""
+    assert proc.stderr.splitlines() == [f"allvm-debian: {message}"]
+
+
+def test_more_than_the_candidates_is_one_line(index):
+    n = len(ds.candidates(index)) + 1
+    proc = run_tool("allvm-debian", "sample", "-n", n)
+    assert proc.returncode == 1
+    assert proc.stderr.splitlines() == [
+        f"allvm-debian: -n: only {n - 1} source packages meet the rule, not {n}"]
+
+
+def test_a_source_the_mirror_lacks_is_unavailable(tmp_path, monkeypatch):
+    def not_served(package, dest):
+        raise AllvmError(f"apt-get source --download-only -q {package} failed: E: Failed to "
+                         "fetch http://deb.debian.org/debian/pool/main/x/x_1.dsc  404  Not Found")
+
+    monkeypatch.setattr(db, "fetch_source", not_served)
+    with pytest.raises(db.SourceUnavailable) as unavailable:
+        db.fetch("x", tmp_path)
+    assert str(unavailable.value) == ("x: source unavailable from the mirror (404 Not Found: "
+                                      "http://deb.debian.org/debian/pool/main/x/x_1.dsc)")
+
+    def broken(package, dest):
+        raise AllvmError("dpkg-source --no-check -x x_1.dsc failed: bad tarball")
+
+    monkeypatch.setattr(db, "fetch_source", broken)
+    with pytest.raises(AllvmError) as failed:
+        db.fetch("x", tmp_path)
+    assert not isinstance(failed.value, db.SourceUnavailable)
+
+
+def test_report_tells_unavailable_from_failed(tmp_path):
+    base = {"version": "1", "languages": [], "target": db.TARGET, "built": False,
+            "executables": 0, "allexes": 0, "programs": [], "tests": {}, "seconds": 1}
+    for name, error, unavailable in (("gone", "gone: source unavailable from the mirror (404)",
+                                      True), ("broken", "the build failed (exit 2)", False)):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "report.json").write_text(json.dumps(
+            {**base, "package": name, "error": error, "unavailable": unavailable}))
+    text = write_report_md(tmp_path).read_text()
+    assert "| gone | 1 | — | x86_64-linux-gnu | unavailable |" in text
+    assert "| broken | 1 | — | x86_64-linux-gnu | no |" in text
+    assert "2 package(s): 1 unavailable (the mirror did not serve the source; not build " \
+           "failures), 0 built," in text
+    assert "Of the 1 available: 0% with an allexe for every executable (goal: 80%)" in text
+
+
+def test_sample_report_header():
+    from corpus.distro_sample import header
+
+    started = datetime.datetime(2026, 12, 4, 16, 20, tzinfo=datetime.UTC)
+    lines = header(8, 1, 2, started, 754.2, ["a", "b"], pilot=True)
+    assert lines[0] == "# allvm-debian on 8 packages nobody chose (a pilot)"
+    text = "\n".join(lines)
+    for part in ("`allvm-debian sample -n 8 -seed 1`", "packages, in the sample's order: a, b",
+                 "`make distro-sample N=8 SEED=1`", "started 2026-12-04 16:20 UTC",
+                 "- machine: ", "cores", "wall time: 12 min 34 s for the 8 packages, 2 at once"):
+        assert part in text, part
+
+
+def test_a_failed_build_reports_its_first_error_lines():
+    log = "\n".join([
+        "checking for foo... no",
+        "conftest.c:1:10: fatal error: 'foo.h' file not found",  # configure's probe: expected
+        "CMake Error at cmake/os.cmake:22 (message):",
+        "  Could not find support for 64 bit atomic operations",
+        "tcpserver.c:143:29: error: call to undeclared function 'getpid'",
+        "make[2]: *** [Makefile:759: tcpserver.o] Error 1",
+        "dh_auto_build: error: make -j2 returned exit code 2",
+        "ld.lld: error: undefined symbol: boost::program_options::to_internal",
+        "dpkg-buildpackage: error: debian/rules build subprocess returned exit status 2"])
+    assert db.first_errors(log) == [
+        "CMake Error at cmake/os.cmake:22 (message): Could not find support for 64 bit atomic "
+        "operations",
+        "tcpserver.c:143:29: error: call to undeclared function 'getpid'",
+        "ld.lld: error: undefined symbol: boost::program_options::to_internal"]
