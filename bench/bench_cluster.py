@@ -1,4 +1,4 @@
-"""allready on a Dask cluster (issue 16) against the local process pool, on this machine:
+"""allready on a Dask cluster against the local process pool, on this machine:
 
   allready -scheduler   two local Dask workers (`dask worker --nworkers 2 --nthreads 1`)
   allready -j 2         the local process pool on the same 2 cores (goal: ≤ 1.15× its time)

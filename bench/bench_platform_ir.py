@@ -3,8 +3,8 @@ it uses optimized as one) against `zig cc -O2 -static` and `zig cc -O2 -flto -st
 native, where whole-program optimization stops).
 
 Programs: a qsort with its comparator in another file, a getc/putc filter (bench/platform_ir/),
-and figure 3's bzip2, Lua and sqlite3 from Debian source (passed in by figures.py). Goals
-(issue 15): ≤ 0.70× zig cc -flto on the qsort program, ≤ 0.95× median over the five, none
+and figure 3's bzip2, Lua and sqlite3 from Debian source (passed in by figures.py). Goals:
+≤ 0.70× zig cc -flto on the qsort program, ≤ 0.95× median over the five, none
 slower than 1.02×. Also reported: static binary sizes, the time alltogether -platform-ir takes,
 and the time the platform IR took to build (zig's musl as bitcode, once per zig).
 """

@@ -1,4 +1,4 @@
-"""The figures of `make bench` (issue 6). Each figure function builds what it needs, times it
+"""The figures of `make bench`. Each figure function builds what it needs, times it
 with bench/common.py (alternating runs, medians), prints its tables as it goes, and returns
 report records (dicts: see common.ratio_record and size_record below).
 
@@ -589,7 +589,7 @@ def fig10_cluster(s: Settings) -> list[dict]:
     return bench_cluster.figure(allready_allexes(s), max(2, s.runs // 2), WORK / "cluster")
 
 
-# --- figure 11: first runs from the fast tier (issue 20) -------------------------------------
+# --- figure 11: first runs from the fast tier -------------------------------------------------
 
 SMALL_LUA = 'print(string.format("%d %s", 6 * 7, ("x"):rep(3)))\n'
 

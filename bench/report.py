@@ -85,7 +85,7 @@ Machine: {meta['machine']}. {meta['noise']}
 Ratios are contender / baseline: time is the median (and min–max) of the per-round ratios of
 alternating runs (contender and baseline timed back to back each round, output discarded);
 size is one measurement of the binaries' bytes. Below 1.0 means the contender is faster or
-smaller. Goals are issue 6's; {summary}
+smaller. Goals are each figure's target (its goal column); {summary}
 
 ![ratios](results.png)
 

@@ -10,7 +10,7 @@ import pytest
 from allvm.toolchain import MUSL_TARGET, zig_command, zig_env
 
 BIN = Path(sys.executable).parent
-# A C program that reports what the platform gives it (SPEC §4), one check per argv[1].
+# A C program that reports what the platform gives it, one check per argv[1].
 PROBE = Path(__file__).parent / "data" / "platform_probe.c"
 
 

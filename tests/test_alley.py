@@ -1,4 +1,4 @@
-"""alley and the platform of SPEC §4: what a program sees, on the JIT path and cached."""
+"""alley and the platform (README, "The platform"): what a program sees, JIT path and cached."""
 
 import os
 import signal

@@ -1,4 +1,4 @@
-"""The cache of SPEC §5, as alley and allready fill and use it."""
+"""The cache (README, "The cache"), as alley and allready fill and use it."""
 
 import subprocess
 import sys

@@ -1,4 +1,4 @@
-"""C++ programs as allexes (SPEC §4): the platform links the C++ runtime `zig c++` links
+"""C++ programs as allexes: the platform links the C++ runtime `zig c++` links
 (libc++, libc++abi, libunwind) into programs whose IR needs it. The test program
 (tests/data/cxx: two translation units) checks exceptions and RTTI across translation units
 and modules, static constructors/destructors in order (also on exit()), thread_local,

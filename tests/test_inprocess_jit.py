@@ -1,6 +1,6 @@
 """The in-process JIT (`alley -jit=inprocess`, for gnu allexes): the program runs in
 alley's process on the host glibc and must behave exactly like the same program linked and
-exec'd (`-jit=exec`) and like a native gnu binary (SPEC §4)."""
+exec'd (`-jit=exec`) and like a native gnu binary."""
 
 import os
 import signal

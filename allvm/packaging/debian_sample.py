@@ -51,6 +51,7 @@ import re
 import subprocess
 
 from allvm.errors import AllvmError
+from allvm.packaging.debian import ensure_deb_src
 
 ARCHITECTURES = {"any", "linux-any", "amd64", "any-amd64"}
 OTHER_LANGUAGE = {
@@ -84,7 +85,12 @@ class SampleError(AllvmError):
 
 
 def sources_index() -> str:
-    """The path of bookworm main's Sources index, as apt knows it."""
+    """The path of bookworm main's Sources index, as apt knows it (the deb-src entry added and
+    the index fetched first where they are not, as `allvm-debian build` does)."""
+    try:
+        ensure_deb_src()
+    except (AllvmError, OSError) as e:
+        raise SampleError(f"no deb-src access: {str(e).splitlines()[0]}") from None
     proc = subprocess.run(
         ["apt-get", "indextargets", "--format", "$(FILENAME)", "Created-By: Sources",
          "Codename: bookworm", "Component: main"], capture_output=True, text=True)

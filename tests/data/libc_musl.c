@@ -1,4 +1,4 @@
-/* The platform's libc behaves as musl does (SPEC §4) where zig 0.17.1's libc differs
+/* The platform's libc behaves as musl does where zig 0.17.1's libc differs
    (allvm.platform.libc). Arguments come from argv, so the compiler cannot fold the calls.
    The expected output is what Debian's musl (musl-gcc) prints. */
 #include <ctype.h>

@@ -1,4 +1,4 @@
-/* A program that reports what the platform gives it (SPEC §4), one check per argv[1]. */
+/* A program that reports what the platform gives it, one check per argv[1]. */
 #include <dlfcn.h>
 #include <signal.h>
 #include <stdio.h>
