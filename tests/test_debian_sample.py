@@ -12,6 +12,7 @@ from conftest import run_tool
 from allvm.errors import AllvmError
 from allvm.packaging import debian_build as db
 from allvm.packaging import debian_sample as ds
+from allvm.packaging.debian import sources_index
 from allvm.packaging.debian_report import write_report_md
 
 
@@ -19,7 +20,7 @@ from allvm.packaging.debian_report import write_report_md
 def index():
     """The real index: deb-src is set up first where it is not (Debian's registry is
     reachable here and in CI)."""
-    return ds.read_index(ds.sources_index())
+    return ds.read_index(sources_index())
 
 
 @pytest.fixture(scope="module")

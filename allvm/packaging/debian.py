@@ -47,6 +47,23 @@ def ensure_deb_src() -> None:
     _run(["apt-get", "update", "-q"])
 
 
+def sources_index() -> str:
+    """The path of bookworm main's Sources index as apt knows it, the deb-src entry added and
+    the index fetched first where they are not; `no deb-src access: ...` otherwise."""
+    try:
+        ensure_deb_src()
+    except (AllvmError, OSError) as e:
+        raise AllvmError(f"no deb-src access: {str(e).splitlines()[0]}") from None
+    proc = subprocess.run(
+        ["apt-get", "indextargets", "--format", "$(FILENAME)", "Created-By: Sources",
+         "Codename: bookworm", "Component: main"], capture_output=True, text=True)
+    paths = proc.stdout.split()
+    if proc.returncode != 0 or not paths:
+        raise AllvmError("no deb-src access: apt has no source index (add a deb-src entry "
+                         "and run apt-get update)")
+    return paths[0]
+
+
 def fetch_source(package: str, dest: str) -> str:
     """Unpack Debian's source of `package` as `dest/<package>` (kept if already there).
 

@@ -34,7 +34,7 @@ from pathlib import Path
 
 from allvm.elf import Elf
 from allvm.errors import AllvmError
-from allvm.packaging.debian import ensure_deb_src, fetch_source
+from allvm.packaging.debian import fetch_source
 from allvm.packaging.wrapper import HOST_INCLUDE_DIRS, HOST_LIBRARY_DIRS
 from allvm.toolchain import GNU_TARGET
 
@@ -64,20 +64,6 @@ def say(package: str, message: str) -> None:
 
 
 # --- source, build-dependencies ------------------------------------------------------------
-
-def check_deb_src() -> None:
-    """deb-src must be reachable: the bookworm entry is added (root) and some Sources index
-    exists."""
-    try:
-        ensure_deb_src()
-    except (AllvmError, OSError) as e:
-        raise PackageError(f"no deb-src access: {str(e).splitlines()[0]}") from None
-    proc = subprocess.run(["apt-get", "indextargets", "--format", "$(CREATED_BY)"],
-                          capture_output=True, text=True)
-    if "Sources" not in proc.stdout.split():
-        raise PackageError("no deb-src access: apt has no source index (add a deb-src entry "
-                           "and run apt-get update)")
-
 
 def resolve(name: str) -> tuple[str, str]:
     """(source package, version) for a source or binary package name."""

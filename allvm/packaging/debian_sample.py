@@ -51,7 +51,7 @@ import re
 import subprocess
 
 from allvm.errors import AllvmError
-from allvm.packaging.debian import ensure_deb_src
+from allvm.packaging.debian import sources_index
 
 ARCHITECTURES = {"any", "linux-any", "amd64", "any-amd64"}
 OTHER_LANGUAGE = {
@@ -82,23 +82,6 @@ HELPER = "/usr/lib/apt/apt-helper"
 
 class SampleError(AllvmError):
     """Bad input or no index; the message is one line."""
-
-
-def sources_index() -> str:
-    """The path of bookworm main's Sources index, as apt knows it (the deb-src entry added and
-    the index fetched first where they are not, as `allvm-debian build` does)."""
-    try:
-        ensure_deb_src()
-    except (AllvmError, OSError) as e:
-        raise SampleError(f"no deb-src access: {str(e).splitlines()[0]}") from None
-    proc = subprocess.run(
-        ["apt-get", "indextargets", "--format", "$(FILENAME)", "Created-By: Sources",
-         "Codename: bookworm", "Component: main"], capture_output=True, text=True)
-    paths = proc.stdout.split()
-    if proc.returncode != 0 or not paths:
-        raise SampleError("no deb-src access: apt has no Sources index of bookworm main (add a "
-                          "deb-src entry and run apt-get update)")
-    return paths[0]
 
 
 def read_index(path: str) -> str:

@@ -73,7 +73,7 @@ def run(args) -> int:
         return sample(args)
     if not args.packages:
         raise AllvmError("build: no package named (see 'allvm-debian --help')")
-    from allvm.packaging.debian_build import check_deb_src
+    from allvm.packaging.debian import sources_index
     from allvm.packaging.debian_package import build_package
     from allvm.packaging.debian_report import write_report_md
 
@@ -81,7 +81,7 @@ def run(args) -> int:
         raise AllvmError("-j: expected a number of packages of at least 1")
     out = Path(args.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
-    check_deb_src()
+    sources_index()  # deb-src reachable, set up where it is not
     names = list(dict.fromkeys(args.packages))
     make_jobs = max(1, (os.cpu_count() or 1) // min(args.jobs, len(names)))
     options = {"jobs": make_jobs, "test": args.test, "keep": args.keep}
