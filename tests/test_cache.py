@@ -238,3 +238,19 @@ def test_one_parse_per_process_and_each_module_hashed_once(two_modules, monkeypa
     assert sorted(hashed) == sorted(e.name for e in opened[0].modules)
     two_modules.touch()  # a changed file is read again
     assert allexe_module.Allexe.open(str(two_modules)) is not opened[0] and len(parses) == 2
+
+
+def test_a_put_that_must_not_replace_keeps_the_entry_there(isolated_cache):
+    """What the fast tier's stand-in is stored with: an optimized binary that a promoter
+    stored meanwhile stays."""
+    from allvm.cache import Cache
+
+    cache = Cache(str(isolated_cache))
+    assert cache.ensure_dirs()
+    path = cache.static_binary_path("00000000-" + "0" * 40)
+    assert cache.put(path, b"optimized", executable=True)
+    assert cache.put(path, b"stand-in", tag=b"tier fast", executable=True, replace=False)
+    assert cache.read_entry(path) == (b"optimized", b"")
+    assert cache.put(path, b"rebuilt", executable=True)  # a plain put replaces
+    assert cache.read_entry(path) == (b"rebuilt", b"")
+    assert not (isolated_cache / "tmp").exists()

@@ -498,3 +498,19 @@ def test_a_cache_that_cannot_exist_is_no_warning(world):
     for root in ("/dev/null", "/dev/null/cache"):
         proc = run([world / "prog.allexe"], env={**os.environ, "ALLVM_CACHE_DIR": root})
         assert ran_program(proc) and proc.stderr == "", (root, proc.stderr)
+
+
+def test_a_system_cache_hit_warns_of_an_unsafe_user_cache(world, tmp_path, system_cache):
+    """The launcher answers from the system cache, and says once that the user's is not used."""
+    env = {**os.environ, "ALLVM_SYSTEM_CACHE": str(system_cache)}
+    assert run([tool_path("allready"), "-system", world / "prog.allexe"], env=env).returncode == 0
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    mine.chmod(0o777)
+    package = Path(cache_format.__file__).parent  # the launcher alone answers
+    hide = f'mount -t tmpfs none {package} && exec "$@"'
+    proc = run(["unshare", "--mount", "--propagation", "private", "sh", "-c", hide, "sh",
+                world / "prog.allexe", "s"], env={**env, "ALLVM_CACHE_DIR": str(mine)})
+    assert ran_program(proc, "s"), proc.stdout + proc.stderr
+    assert proc.stderr.count("\n") == 1 and proc.stderr.startswith(
+        f"alley: warning: cache '{mine}' not used (not safe:"), proc.stderr
