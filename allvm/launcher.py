@@ -79,6 +79,12 @@ def is_current(path: str | None = None) -> bool:
         return False
 
 
+def define_flags() -> list[str]:
+    """The compiler's -D flags that give the C source the Python side's constants (the
+    launcher's build, and the fuzzer's: fuzz/build_launcher_fuzzer.py)."""
+    return [f"-D{name}={_c_value(value)}" for name, value in definitions().items()]
+
+
 def _c_value(value: str | bytes | int | tuple) -> str:
     if isinstance(value, tuple):
         return "{" + ", ".join(map(_c_value, value)) + "}"
@@ -93,7 +99,7 @@ def build(output: str) -> None:
     """Compile the launcher into `output` (static musl, stripped)."""
     from allvm.toolchain import MUSL_TARGET, run_zig
 
-    defines = [f"-D{name}={_c_value(value)}" for name, value in definitions().items()]
+    defines = define_flags()
     mark = (_BUILD_MARK + build_id().encode()).decode()
     run_zig("cc", ["-target", MUSL_TARGET, "-static", "-O2", "-s", "-std=c11", "-Wall",
                    "-Werror", *defines, f'-DALLVM_BUILD_MARK="{mark}"', SOURCE, "-o", output],

@@ -39,8 +39,7 @@ def compilers() -> list[tuple[str, list[str], dict[str, str] | None]]:
 
 
 def compile_args(output: str) -> list[str]:
-    defines = [f"-D{name}={launcher._c_value(value)}"
-               for name, value in launcher.definitions().items()]
+    defines = launcher.define_flags()
     return [*FLAGS, *defines, "-DALLVM_FUZZ", '-DALLVM_BUILD_MARK="fuzz"', HARNESS, "-o", output]
 
 
