@@ -8,6 +8,8 @@ other settings is never reused. Two tiers:
 - FAST: a program's first run on the JIT path: O0 code generation (FastISel, no scheduling or
   register-allocation search), about a third of O2's time; its objects are cached under their
   own key, and the optimized static binary is built in the background (allvm.native.promote).
+And one set that is not a tier of the JIT path: INPROCESS, objects the in-process JIT
+(`-jit=inprocess`) loads into alley's own process (allvm.codegen says how they differ).
 
 `$ALLVM_TIER` chooses the JIT path's tier: `fast` (the default) or `optimized` (the JIT path
 as before: optimized objects, nothing built in the background).
@@ -47,6 +49,7 @@ class CodegenSettings:
 OPTIMIZED = CodegenSettings(cpu="x86-64", opt_level=2, tier="optimized")
 FAST = CodegenSettings(cpu="x86-64", opt_level=0, tier="fast")
 TIERS = {"fast": FAST, "optimized": OPTIMIZED}
+INPROCESS = CodegenSettings(cpu="x86-64", opt_level=2, tier="inprocess")
 
 
 def jit_tier() -> CodegenSettings:
