@@ -2,8 +2,9 @@
 
     python -m corpus.distro_sample N SEED [--out DIR] [--jobs J] [--report FILE]
 
-Picks the packages with `allvm-debian sample -n N -seed SEED` (the rule:
-allvm/packaging/debian_sample.py), builds them all with `allvm-debian build -o DIR -j J`
+Picks the packages as `allvm-debian sample -n N -seed SEED` does (the rule:
+allvm/packaging/debian_sample.py; sources the mirror does not serve are skipped and named),
+builds them all with `allvm-debian build -o DIR -j J`
 (default build/distro-sample, 2), and copies DIR/report.md to FILE (default
 corpus/distro-sample.md) under a header naming the seed, N, the date, the machine, the
 workers and the wall time. A failed package is in the report, never a stop.
@@ -18,6 +19,9 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+from allvm.errors import AllvmError
+from allvm.packaging.debian_sample import sample
 
 ROOT = Path(__file__).resolve().parent.parent
 TOOL = Path(sys.executable).parent / "allvm-debian"
@@ -37,13 +41,15 @@ def machine() -> str:
 
 
 def header(n: int, seed: int, jobs: int, started: datetime.datetime, seconds: float,
-           names: list[str], pilot: bool) -> list[str]:
+           names: list[str], unserved: list[str], pilot: bool) -> list[str]:
     minutes, secs = divmod(round(seconds), 60)
     return [
         f"# allvm-debian on {n} packages nobody chose" + (" (a pilot)" if pilot else ""), "",
         f"- sample: `allvm-debian sample -n {n} -seed {seed}` (the rule: "
         "`allvm/packaging/debian_sample.py`), from bookworm main's Sources index",
         f"- packages, in the sample's order: {', '.join(names)}",
+        f"- skipped in that order, their sources not served by this machine's mirror (404): "
+        f"{', '.join(unserved) or 'none'}",
         f"- run: `make distro-sample N={n} SEED={seed}` "
         f"(`allvm-debian build -j {jobs}`), started {started:%Y-%m-%d %H:%M} UTC",
         f"- machine: {machine()}",
@@ -61,12 +67,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--report", default=str(ROOT / "corpus" / "distro-sample.md"))
     args = parser.parse_args(argv)
-    chosen = subprocess.run([str(TOOL), "sample", "-n", args.n, "-seed", args.seed],
-                            capture_output=True, text=True)
-    if chosen.returncode != 0:
-        sys.stderr.write(chosen.stderr)
+    try:
+        names, unserved = sample(int(args.n), int(args.seed))
+    except (AllvmError, ValueError) as e:
+        print(f"distro-sample: {e}", file=sys.stderr)
         return 1
-    names = chosen.stdout.split()
     out = Path(args.out)
     if out.exists():  # the report is this sample's only
         shutil.rmtree(out)
@@ -77,7 +82,8 @@ def main(argv: list[str] | None = None) -> int:
     body = (out / "report.md").read_text().splitlines()[2:]  # below its own title
     report = Path(args.report)
     report.write_text("\n".join(header(int(args.n), int(args.seed), args.jobs, started,
-                                       seconds, names, int(args.n) < 50) + body) + "\n")
+                                       seconds, names, unserved, int(args.n) < 50) + body)
+                      + "\n")
     print(f"distro-sample: {len(names)} packages in {seconds / 60:.1f} min; report: {report}")
     return 0
 

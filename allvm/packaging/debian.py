@@ -9,6 +9,8 @@ import fcntl
 import glob
 import os
 import subprocess
+import urllib.error
+import urllib.request
 
 from allvm.errors import AllvmError
 
@@ -62,6 +64,30 @@ def sources_index() -> str:
         raise AllvmError("no deb-src access: apt has no source index (add a deb-src entry "
                          "and run apt-get update)")
     return paths[0]
+
+
+def source_served(package: str) -> bool:
+    """Whether the mirror serves every file of `package`'s source (an HTTP HEAD of each URI
+    `apt-get source --print-uris` names). Some mirrors lack files bookworm's index lists (a
+    404): such a package cannot be built here, which says nothing about the package."""
+    proc = subprocess.run(["apt-get", "source", "--print-uris", "-q", package],
+                          capture_output=True, text=True)
+    uris = [line.split("'")[1] for line in proc.stdout.splitlines() if line.startswith("'")]
+    if proc.returncode != 0 or not uris:
+        raise AllvmError(f"apt-get source --print-uris {package} failed: "
+                         f"{' '.join(proc.stderr.split())}")
+    for uri in uris:
+        try:
+            with urllib.request.urlopen(urllib.request.Request(uri, method="HEAD"),
+                                        timeout=60):
+                pass
+        except urllib.error.HTTPError as e:
+            if e.code == 404:
+                return False
+            raise AllvmError(f"{uri}: {e}") from None
+        except OSError as e:
+            raise AllvmError(f"no deb-src access: {uri}: {e}") from None
+    return True
 
 
 def fetch_source(package: str, dest: str) -> str:

@@ -2,8 +2,9 @@
 
 What it reads: apt's Sources index of bookworm main — the file `apt-get indextargets` names for
 `Created-By: Sources`, `Codename: bookworm`, `Component: main` (under /var/lib/apt/lists/,
-compressed; read through `/usr/lib/apt/apt-helper cat-file`). Nothing is downloaded: the index
-is what `apt-get update` fetched after allvm.packaging.debian.ensure_deb_src added deb-src.
+compressed; read through `/usr/lib/apt/apt-helper cat-file`): what `apt-get update` fetched
+after allvm.packaging.debian.ensure_deb_src added deb-src. Only whether a chosen source is
+served is asked of the mirror.
 
 A source package is a candidate when every criterion holds (each cheap, from its stanza only):
 
@@ -23,19 +24,12 @@ A source package is a candidate when every criterion holds (each cheap, from its
 4. **Built by debhelper** (`debhelper-compat` or `debhelper` among the build-dependencies):
    `allvm-debian build` runs the tests the way debhelper does (`dh_auto_test` or the
    package's override).
-5. **A build-time test suite is likely**: a build-dependency is marked `<!nocheck>` (needed
-   only when the tests run: the maintainer declared a test suite), or one is a test framework
-   or test driver (TEST_TOOLS: check, CUnit, cmocka, GoogleTest, Catch2, Boost.Test, DejaGnu,
-   bats, shunit2, CppUnit, ATF, expect, valgrind...). False positives: a test framework used
-   only by autopkgtest or a test that the build skips; false negatives: the many packages
-   whose `make check` needs nothing beyond the build (coreutils-style suites), left out by
-   this rule.
-6. **At most MAX_BUILD_DEPENDS (8) build-dependencies** (clauses of `Build-Depends`,
+5. **At most MAX_BUILD_DEPENDS (8) build-dependencies** (clauses of `Build-Depends`,
    `-Arch` and `-Indep`, an `a | b` alternative counting once): `apt-get build-dep` installs
    all of them, and a sample is about the wrappers, not about installing half the archive.
-7. **At most MAX_SOURCE_BYTES (5 MB) of source**: the sum of the sizes the stanza's `Files`
+6. **At most MAX_SOURCE_BYTES (5 MB) of source**: the sum of the sizes the stanza's `Files`
    lists (.dsc, orig and debian tarballs, compressed): a sample builds in hours, not days.
-8. **It ships a program**: `Package-List` has an architecture-dependent binary package that
+7. **It ships a program**: `Package-List` has an architecture-dependent binary package that
    is not a library, development, debug, documentation, data or common package (by name:
    `lib*`, `*-dev`, `*-dbg`, `*-doc`, `*-data`, `*-common`; by section: libs, libdevel, debug,
    doc, oldlibs, fonts). The measure is executables into allexes; a library-only package
@@ -49,9 +43,10 @@ same packages, in the sample's order.
 import random
 import re
 import subprocess
+from collections.abc import Callable
 
 from allvm.errors import AllvmError
-from allvm.packaging.debian import sources_index
+from allvm.packaging.debian import source_served, sources_index
 
 ARCHITECTURES = {"any", "linux-any", "amd64", "any-amd64"}
 OTHER_LANGUAGE = {
@@ -66,12 +61,6 @@ OTHER_LANGUAGE = {
     "libmodule-build-perl", "fpc", "lazarus", "gnat", "dh-ada-library", "mono-devel",
     "cli-common-dev", "dh-dlang", "ldc", "gdc", "erlang-dev", "dh-php", "php-dev", "dh-octave",
     "octave-dev", "dh-elpa", "dh-sequence-elpa", "dh-lua", "nim",
-}
-TEST_TOOLS = {
-    "check", "libcunit1-dev", "libcmocka-dev", "googletest", "libgtest-dev", "libgmock-dev",
-    "catch", "catch2", "doctest-dev", "libboost-test-dev", "dejagnu", "bats", "shunit2",
-    "cppunit", "libcppunit-dev", "libatf-dev", "kyua", "expect", "valgrind", "libcriterion-dev",
-    "python3-pytest", "libtap-harness-archive-perl",
 }
 MAX_BUILD_DEPENDS = 8
 MAX_SOURCE_BYTES = 5_000_000
@@ -151,8 +140,6 @@ def rejection(stanza: dict) -> str | None:
         return "another language's build"
     if not names & {"debhelper-compat", "debhelper"}:
         return "not built by debhelper"
-    if not (names & TEST_TOOLS or any("<!nocheck>" in clause for _, clause in clauses)):
-        return "no sign of a build-time test suite"
     if len(clauses) > MAX_BUILD_DEPENDS:
         return f"more than {MAX_BUILD_DEPENDS} build-dependencies"
     if source_bytes(stanza) > MAX_SOURCE_BYTES:
@@ -167,13 +154,25 @@ def candidates(text: str) -> list[str]:
     return sorted({s["Package"] for s in stanzas(text) if rejection(s) is None})
 
 
-def sample(n: int, seed: int, text: str | None = None) -> list[str]:
-    """N candidates chosen by `random.Random(seed)` (the index apt has, unless text is given)."""
+def sample(n: int, seed: int, text: str | None = None,
+           served: Callable[[str], bool] = source_served) -> tuple[list[str], list[str]]:
+    """N candidates in the seeded order whose sources are served, and the ones skipped before
+    them because they are not (the index apt has, unless text is given)."""
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise SampleError(f"-n: expected a number of packages of at least 1, not {n!r}")
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise SampleError(f"-seed: expected an integer, not {seed!r}")
-    pool = candidates(read_index(sources_index()) if text is None else text)
-    if n > len(pool):
-        raise SampleError(f"-n: only {len(pool)} source packages meet the rule, not {n}")
-    return random.Random(seed).sample(pool, n)
+    order = candidates(read_index(sources_index()) if text is None else text)
+    if n > len(order):
+        raise SampleError(f"-n: only {len(order)} source packages meet the rule, not {n}")
+    random.Random(seed).shuffle(order)
+    chosen: list[str] = []
+    unserved: list[str] = []
+    for name in order:
+        if len(chosen) == n:
+            break
+        (chosen if served(name) else unserved).append(name)
+    if len(chosen) < n:
+        raise SampleError(f"-n: only {len(chosen)} of the {len(order)} source packages that "
+                          f"meet the rule are served by the mirror, not {n}")
+    return chosen, unserved

@@ -5,6 +5,7 @@ steps); this is the command line around them.
 """
 
 import os
+import sys
 from pathlib import Path
 
 from allvm.cli import Tool
@@ -20,15 +21,21 @@ tool = Tool(
     "(and in OUT/PKG/libs/). Then run the package's build-time tests (what dh_auto_test runs)\n"
     "natively and with every built program replaced by its allexe, on alley's JIT path and on\n"
     "its static path (allready). Writes OUT/PKG/report.json, OUT/PKG/build.log, OUT/report.md.\n"
-    "A package that fails never stops the others; the exit status is 1 if any failed.\n\n"
+    "A package that fails never stops the others; the exit status is 1 if any failed.\n"
+    "-list FILE: a package list (TOML; its format: allvm/packaging/debian_list.py) that says\n"
+    "for each package only what a generic build cannot know -- a test selection or command\n"
+    "cases instead of Debian's tests, programs of the build tree to make allexes of too, the\n"
+    "reason of a known failure -- each override with its reason; with no PKG, every package\n"
+    "of the list.\n\n"
     "sample: print N source packages of bookworm main chosen by a documented, seeded rule\n"
-    "(C or C++, built by debhelper, a build-time test suite likely, at most 8\n"
-    "build-dependencies, at most 5 MB of source, a program package; see\n"
+    "(C or C++, built by debhelper, at most 8 build-dependencies, at most 5 MB of source, a\n"
+    "program package; drawn in a seeded order, skipping sources the mirror does not serve; see\n"
     "allvm/packaging/debian_sample.py), one per line, from the Sources index apt has.",
     "examples:\n"
     "  allvm-debian build hello                   # into ./allvm-debian-out/hello/\n"
     "  allvm-debian build -o out -j 2 bzip2 lzip  # two packages at once\n"
     "  allvm-debian build -no-test -keep hello    # allexes only; keep the build tree\n"
+    "  allvm-debian build -list corpus/packages.toml -o build/corpus  # a package list\n"
     "  allvm-debian sample -n 50 -seed 1          # 50 packages nobody chose",
     intermixed=True,
 )
@@ -45,6 +52,8 @@ tool.option("no-test", dest="test", action="store_false",
             help="do not run the packages' tests (allexes and report only)")
 tool.option("keep", action="store_true",
             help="keep the build tree, the unpacked .debs and the caches under OUT/PKG")
+tool.option("list", dest="package_list", metavar="FILE",
+            help="build: the package list to read (with no PKG: every package of it)")
 tool.option("n", dest="count", default="50", metavar="N",
             help="sample: how many packages (default: 50)")
 tool.option("seed", default="0", metavar="S", help="sample: the random seed, an integer "
@@ -63,38 +72,45 @@ def sample(args) -> int:
 
     if args.packages:
         raise AllvmError("sample takes no package names")
-    for name in choose(integer(args.count, "n"), integer(args.seed, "seed")):
+    chosen, unserved = choose(integer(args.count, "n"), integer(args.seed, "seed"))
+    for name in chosen:
         print(name)
+    if unserved:
+        print(f"allvm-debian: skipped {len(unserved)} the mirror does not serve: "
+              f"{' '.join(unserved)}", file=sys.stderr)
     return 0
 
 
 def run(args) -> int:
     if args.command == "sample":
         return sample(args)
-    if not args.packages:
-        raise AllvmError("build: no package named (see 'allvm-debian --help')")
     from allvm.packaging.debian import sources_index
+    from allvm.packaging.debian_list import load_list
     from allvm.packaging.debian_package import build_package
     from allvm.packaging.debian_report import write_report_md
 
+    entries = load_list(Path(args.package_list)) if args.package_list else {}
+    if not args.packages and not entries:
+        raise AllvmError("build: no package named (see 'allvm-debian --help')")
     if args.jobs < 1:
         raise AllvmError("-j: expected a number of packages of at least 1")
     out = Path(args.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
     sources_index()  # deb-src reachable, set up where it is not
-    names = list(dict.fromkeys(args.packages))
+    names = list(dict.fromkeys(args.packages or entries))
     make_jobs = max(1, (os.cpu_count() or 1) // min(args.jobs, len(names)))
     options = {"jobs": make_jobs, "test": args.test, "keep": args.keep}
     reports = []
     try:
         if args.jobs == 1 or len(names) == 1:
             for name in names:
-                reports.append(build_package(name, out, **options))
+                reports.append(build_package(name, out, entry=entries.get(name), **options))
         else:
             from concurrent.futures import ProcessPoolExecutor, as_completed
 
             with ProcessPoolExecutor(min(args.jobs, len(names))) as pool:
-                futures = [pool.submit(build_package, n, out, **options) for n in names]
+                futures = [pool.submit(build_package, n, out, entry=entries.get(n), **options)
+                           for n in names]
                 try:
                     reports = [f.result() for f in as_completed(futures)]
                 except KeyboardInterrupt:
