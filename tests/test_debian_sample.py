@@ -17,7 +17,7 @@ from allvm.packaging import debian
 from allvm.packaging import debian_build as db
 from allvm.packaging import debian_sample as ds
 from allvm.packaging.debian import sources_index
-from allvm.packaging.debian_report import write_report_md
+from allvm.packaging.debian_report import MODES, write_report_md
 
 
 @pytest.fixture(scope="module")
@@ -229,3 +229,19 @@ def test_a_failed_build_reports_its_first_error_lines():
         "operations",
         "tcpserver.c:143:29: error: call to undeclared function 'getpid'",
         "ld.lld: error: undefined symbol: boost::program_options::to_internal"]
+
+
+def test_report_counts_the_packages_whose_tests_ran(tmp_path):
+    def result(passed):
+        return {"passed": passed, "failed": 0, "failed_names": [], "seconds": 1}
+
+    base = {"version": "1", "languages": ["C"], "target": db.TARGET, "built": True,
+            "error": None, "executables": 1, "allexes": 1, "programs": [], "seconds": 1}
+    for name, passed in (("suite", 3), ("none", 0)):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "report.json").write_text(json.dumps(
+            {**base, "package": name, "tests": {m: result(passed) for m in MODES}}))
+    text = write_report_md(tmp_path).read_text()
+    assert ("2 with an allexe for every executable, 2 of those passing on both alley paths "
+            "every test that passes natively (1 of them ran a build-time test suite; the "
+            "others ran no test). Of the 2 available: 100%") in text

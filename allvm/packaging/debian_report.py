@@ -51,6 +51,12 @@ def passes_everywhere(report: dict) -> bool:
                and tests[m]["passed"] >= tests["native"]["passed"] for m in MODES[1:])
 
 
+def ran_tests(report: dict) -> bool:
+    """Whether the package's build-time tests ran natively (a test passed or failed)."""
+    native = report.get("tests", {}).get("native")
+    return bool(native and native["passed"] + native["failed"])
+
+
 def write_report_md(out: Path) -> Path:
     reports = load_reports(out)
     lines = ["# allvm-debian build", "",
@@ -66,18 +72,20 @@ def write_report_md(out: Path) -> Path:
     complete = [r for r in reports if r["built"] and r["executables"]
                 and r["allexes"] == r["executables"]]
     passing = [r for r in complete if passes_everywhere(r)]
+    tested = [r for r in passing if ran_tests(r)]
     unavailable = sum(bool(r.get("unavailable")) for r in reports)
+    available = len(reports) - unavailable
     lines += ["", f"{len(reports)} package(s): "
               + (f"{unavailable} unavailable (the mirror did not serve the source; not build "
                  "failures), " if unavailable else "")
               + f"{sum(r['built'] for r in reports)} built, "
               f"{len(complete)} with an allexe for every executable, {len(passing)} of those "
-              "passing on both alley paths every test that passes natively."
-              + (f" Of the {len(reports) - unavailable} available: "
-                 f"{_percent(len(complete), len(reports) - unavailable)} with an allexe for "
+              "passing on both alley paths every test that passes natively "
+              f"({len(tested)} of them ran a build-time test suite; the others ran no test)."
+              + (f" Of the {available} available: "
+                 f"{_percent(len(complete), available)} with an allexe for "
                  f"every executable (goal: 80%), {_percent(len(passing), len(complete))} of "
-                 "those passing on both paths (goal: 90%)."
-                 if unavailable and len(reports) > unavailable else ""), "",
+                 "those passing on both paths (goal: 90%)." if available else ""), "",
               "IR share: the mean over a package's programs of the fraction of each program's "
               "translation units (its own and its shared libraries') whose code is IR in its "
               "allexe.", ""]
