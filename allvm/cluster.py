@@ -31,7 +31,7 @@ import allvm.cache
 from allvm.allexe import Allexe, ModuleEntry, inflate
 from allvm.cache import Cache, object_key, static_binary_key
 from allvm.errors import AllvmError
-from allvm.native.build import store_static_binary
+from allvm.native.build import link_in_memory, store_static_binary
 
 # An unreachable scheduler is reported within this many seconds.
 CONNECT_SECONDS = 5
@@ -76,31 +76,12 @@ class Admission(WorkerPlugin):
             await worker.set_resources(**{self.name: 1})
 
 
-def compile_stored(entry: ModuleEntry, stored: bytes, path: str) -> tuple[bytes, object]:
-    """On a worker: one module's object and what it needs from the platform (an
-    allvm.platform.Needs), from its bytes as stored in `path`."""
-    from allvm.codegen import compile_module
+def compile_stored(entry: ModuleEntry, stored: bytes, path: str) -> tuple[bytes, bytes]:
+    """On a worker: one module's object and its tag (allvm.codegen.compile_object, optimized),
+    from its bytes as stored in `path`."""
+    from allvm.codegen import compile_object
 
-    return compile_module(inflate(entry, stored, path), entry.name)
-
-
-def link_objects(compiled: list[tuple[bytes, object]]) -> bytes:
-    """On a worker: the static binary of an allexe's objects (in module order), linked with
-    what the program needs from the platform, as a local Build links them."""
-    import tempfile
-
-    from allvm.platform import link_executable, program_needs
-
-    with tempfile.TemporaryDirectory(prefix="allvm-link-") as workdir:
-        objects = []
-        for index, (obj, _) in enumerate(compiled):
-            objects.append(os.path.join(workdir, f"{index}.o"))
-            with open(objects[-1], "wb") as f:
-                f.write(obj)
-        output = os.path.join(workdir, "program")
-        link_executable(objects, program_needs([needs for _, needs in compiled]), output)
-        with open(output, "rb") as f:
-            return f.read()
+    return compile_object(inflate(entry, stored, path), entry.name)
 
 
 class Cluster:
@@ -171,18 +152,18 @@ class Cluster:
                 except AllvmError as e:
                     yield path, e
                     continue
-                linking[future] = (path, target)
+                linking[future] = (path, target, allexe)
                 finished.add(future)
             if linking:
                 future = next(finished)
-                path, target = linking.pop(future)
+                path, target, allexe = linking.pop(future)
                 self.futures.discard(future)
-                yield path, _stored(future, cache, target)
+                yield path, _stored(future, cache, target, allexe)
 
     def _link(self, allexe: Allexe, target: str) -> Future:
         """Submit the allexe's link, after the code generation of its modules."""
         objects = [self._compile(allexe, entry) for entry in allexe.modules]
-        return self._submit(f"link-{os.path.basename(target)}", link_objects, objects)
+        return self._submit(f"link-{os.path.basename(target)}", link_in_memory, objects)
 
     def _compile(self, allexe: Allexe, entry: ModuleEntry) -> Future:
         """The module's code generation: one task per object cache key in this run."""
@@ -210,10 +191,14 @@ def _connect(address: str) -> Client:
         raise AllvmError(f"{unreachable} (no answer within {CONNECT_SECONDS} s)") from None
 
 
-def _stored(future: Future, cache: Cache, target: str) -> Exception | None:
-    """Store the finished link's binary; its error (remote or local) if there is none."""
+def _stored(future: Future, cache: Cache, target: str, allexe: Allexe) -> Exception | None:
+    """Store the finished link's binary (carrying its allexe, as a local build's does); its
+    error (remote or local) if there is none."""
+    from allvm.native.carry import carried
+    from allvm.native.settings import static_settings
+
     try:
-        store_static_binary(cache, target, future.result())
+        store_static_binary(cache, target, carried(future.result(), allexe, static_settings()))
     except Exception as e:  # one allexe's failure is its own, as locally
         return e
     return None

@@ -1,15 +1,24 @@
-"""Native code: module → object with llvmlite; objects → executable with zig's linker.
+"""Native code: module → object with llvmlite (the objects allvm.native's build links).
 
 The platform is static musl for `*-linux-musl` modules and modules with no triple (ALLVM's
 reference platform), the host glibc for `*-linux-gnu`.
+
+Objects come in two forms, chosen by the settings (allvm.native.settings):
+- for an executable (every tier): constructors in init arrays, what the link needs from the
+  platform in the object's tag (allvm.platform.Needs);
+- for the in-process JIT (INPROCESS): position-independent with the small code model, the
+  constructors and destructors exported by name (MCJIT cannot run init arrays: allvm.jit calls
+  them), and the module's link facts in the tag (inprocess_facts).
 """
 
+import json
+import zlib
 
 from allvm.allexe import MAIN_MODULE
 from allvm.bitcode import bitcode_triple
 from allvm.imports import module_symbols
 from allvm.ir import check_main, ir_symbol, llvm, native_target, parse_module
-from allvm.native.settings import OPTIMIZED, CodegenSettings
+from allvm.native.settings import INPROCESS, OPTIMIZED, CodegenSettings
 from allvm.platform import Needs
 from allvm.structors import CTORS, DEFAULT_PRIORITY, DTORS, disable_tables, export_structors
 from allvm.toolchain import is_gnu
@@ -53,6 +62,16 @@ def structors_to_init_array(module, context, prefix: str) -> None:
     module.link_in(sections)
 
 
+def compile_object(bitcode: bytes, name: str,
+                   settings: CodegenSettings = OPTIMIZED) -> tuple[bytes, bytes]:
+    """One module's object in the settings' form, and the tag the cache stores with it: the
+    one compile step of every path (a local build, a cluster worker, the in-process JIT)."""
+    if settings.tier == INPROCESS.tier:
+        return _compile_for_inprocess(bitcode, name, settings)
+    obj, needs = compile_module(bitcode, name, settings)
+    return obj, needs.tag()
+
+
 def compile_module(bitcode: bytes, name: str,
                    settings: CodegenSettings = OPTIMIZED) -> tuple[bytes, Needs]:
     """One module's native object, and what it needs from the platform (its target triple,
@@ -72,6 +91,33 @@ def compile_module(bitcode: bytes, name: str,
     _, declared = module_symbols(module)
     return machine.emit_object(module), Needs.of_module(triple, declared,
                                                         libc_ir=is_platform_ir(module))
+
+
+def _compile_for_inprocess(bitcode: bytes, name: str,
+                           settings: CodegenSettings) -> tuple[bytes, bytes]:
+    """An object for the in-process JIT, and its link facts (see inprocess_facts) as its tag."""
+    module = parse_module(bitcode, name, context=llvm().create_context())
+    triple = module.triple = module.triple or DEFAULT_TRIPLE
+    tables = export_structors(module, f"__allvm.{_unique(name, bitcode)}")
+    defined, undefined = map(sorted, module_symbols(module))
+    facts = {"triple": triple, "ctors": tables[CTORS], "dtors": tables[DTORS],
+             "defined": defined, "undefined": undefined}
+    obj = inprocess_target_machine(triple, name, settings).emit_object(module)
+    return obj, zlib.compress(json.dumps(facts).encode())
+
+
+def inprocess_facts(tag: bytes) -> dict:
+    """What loading an in-process object needs, from its tag: its triple, its constructors and
+    destructors as (priority, exported name), the names it defines and those it leaves
+    undefined."""
+    return json.loads(zlib.decompress(tag))
+
+
+def inprocess_target_machine(triple: str, name: str, settings: CodegenSettings = INPROCESS):
+    """The in-process JIT's target machine. Position-independent code: the JIT's memory may be
+    far from glibc, so external data is reached through the GOT and external calls through
+    stubs, never 32-bit displacements."""
+    return target_machine(triple, name, settings, reloc="pic", codemodel="small")
 
 
 def _unique(name: str, bitcode: bytes) -> str:
@@ -100,6 +146,7 @@ def target_machine(triple: str, name: str, settings: CodegenSettings = OPTIMIZED
     """A target machine for `triple` with the settings' CPU and optimization level: the one
     place that decides what code is generated (and what their codegen id describes)."""
     return native_target(triple, name).create_target_machine(
-        cpu=settings.cpu, opt=settings.opt_level, reloc=reloc, codemodel=codemodel)
+        cpu=settings.cpu, features=settings.features, opt=settings.opt_level, reloc=reloc,
+        codemodel=codemodel)
 
 

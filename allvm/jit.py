@@ -1,10 +1,11 @@
 """The in-process JIT: a `*-linux-gnu` allexe runs inside alley's own process, on the host glibc.
 
-Each module is compiled to an object (cached in `objects/` as `…-inprocess.o`), the objects are
-loaded into MCJIT, and alley then does what the kernel and glibc's start-up code do for a
-linked executable: lay out argv/envp/environ, run the constructors in priority order, call
-`main`, and `exit()` with its result so that atexit handlers, destructors and stdio flushing
-happen exactly as in a native program.
+Each module is compiled to an object by the native pipeline (allvm.native.build, with the
+INPROCESS settings; cached in `objects/`), the objects are loaded into MCJIT, and alley then
+does what the kernel and glibc's start-up code do for a linked executable: lay out
+argv/envp/environ, run the constructors in priority order, call `main`, and `exit()` with its
+result so that atexit handlers, destructors and stdio flushing happen exactly as in a native
+program.
 
 Constructors and destructors are named in `llvm.global_ctors`/`llvm.global_dtors`, usually as
 internal functions that MCJIT cannot look up by name: compiling a module for this path gives
@@ -14,29 +15,26 @@ from crt files and libc_nonshared.a (`__dso_handle`, `atexit`, ...).
 """
 
 import ctypes
-import json
 import os
 import signal
 import sys
-import zlib
 from typing import NoReturn
 
 from allvm.allexe import Allexe, ModuleEntry
-from allvm.cache import Cache, object_key, stored_digest
-from allvm.codegen import DEFAULT_TRIPLE, target_machine
+from allvm.cache import Cache
+from allvm.codegen import DEFAULT_TRIPLE, inprocess_facts, inprocess_target_machine
 from allvm.errors import AllvmError
 from allvm.imports import module_symbols
 from allvm.ir import llvm, parse_module
-from allvm.parallel import in_parallel
+from allvm.native.build import Build, cached_tag
+from allvm.native.settings import INPROCESS, jit_tier
 from allvm.platform import Needs, program_needs, unresolved_error
 from allvm.signals import restore_caller_dispositions
-from allvm.structors import CTORS, DTORS, export_structors
 from allvm.toolchain import is_gnu
 
 # The host libraries a gnu program is linked against on the exec path (`-lm`, and the compiler
 # runtime's helpers, which libgcc_s provides here). Symbols resolve in this order.
 HOST_LIBRARIES = ("libc.so.6", "libm.so.6", "libgcc_s.so.1")
-_MAX_TAG = 0xFFFF  # the cache's tag size limit
 _IOFBF, _IOLBF, _BUFSIZ = 0, 1, 8192  # <stdio.h>
 _IO_UNBUFFERED = 0x2  # glibc's FILE._flags bit (the first member of FILE)
 
@@ -60,70 +58,21 @@ _SUPPORT_DECLARATIONS = ("declare i32 @__cxa_atexit(ptr, ptr, ptr)\n"
 class ModuleCode:
     """One module compiled for the in-process JIT: its object and what linking it needs."""
 
-    def __init__(self, obj: bytes, info: dict):
+    def __init__(self, obj: bytes, tag: bytes):
+        facts = inprocess_facts(tag)
         self.obj = obj
-        self.triple: str = info["triple"]
-        self.ctors: list[tuple[int, str]] = [tuple(c) for c in info["ctors"]]
-        self.dtors: list[tuple[int, str]] = [tuple(d) for d in info["dtors"]]
-        self.defined: set[str] = set(info["defined"])
-        self.undefined: list[str] = info["undefined"]
-
-    @staticmethod
-    def encode_info(info: dict) -> bytes:
-        return zlib.compress(json.dumps(info).encode())
-
-    @classmethod
-    def from_cache_entry(cls, obj: bytes, tag: bytes) -> "ModuleCode":
-        return cls(obj, json.loads(zlib.decompress(tag)))
-
-
-def inprocess_object_key(allexe: Allexe, entry: ModuleEntry) -> str:
-    """Beside the exec path's object of the same module: same key, marked `-inprocess`."""
-    return object_key(allexe, entry).removesuffix(".o") + "-inprocess.o"
-
-
-def _target_machine(triple: str, name: str):
-    # Position-independent code: the JIT's memory may be far from glibc, so external data is
-    # reached through the GOT and external calls through stubs, never 32-bit displacements.
-    return target_machine(triple, name, reloc="pic", codemodel="small")
-
-
-def compile_for_jit(bitcode: bytes, name: str, prefix: str) -> tuple[bytes, dict]:
-    """One module's object for the in-process JIT, and its link facts (see ModuleCode)."""
-    binding = llvm()
-    module = parse_module(bitcode, name, context=binding.create_context())
-    triple = module.triple or DEFAULT_TRIPLE
-    module.triple = triple
-    tables = export_structors(module, f"__allvm.{prefix}")
-    ctors, dtors = tables[CTORS], tables[DTORS]
-    defined, undefined = map(sorted, module_symbols(module))
-    info = {"triple": triple, "ctors": ctors, "dtors": dtors, "defined": defined,
-            "undefined": undefined}
-    return _target_machine(triple, name).emit_object(module), info
+        self.triple: str = facts["triple"]
+        self.ctors: list[tuple[int, str]] = [tuple(c) for c in facts["ctors"]]
+        self.dtors: list[tuple[int, str]] = [tuple(d) for d in facts["dtors"]]
+        self.defined: set[str] = set(facts["defined"])
+        self.undefined: list[str] = facts["undefined"]
 
 
 def load_modules(allexe: Allexe, cache: Cache) -> list[ModuleCode]:
-    """Every module's code: from `objects/` when cached, else compiled (in parallel) and cached."""
-    usable = cache.ensure_dirs()
-    paths = [cache.object_path(inprocess_object_key(allexe, e)) for e in allexe.modules]
-    codes = [_cached_code(cache, path) if usable else None for path in paths]
-    missing = [i for i, code in enumerate(codes) if code is None]
-    if missing:
-        jobs = [(allexe.read_module(allexe.modules[i]), allexe.modules[i].name,
-                 stored_digest(allexe, allexe.modules[i])[:16]) for i in missing]
-        compiled = in_parallel(compile_for_jit, jobs)
-        for i, (obj, info) in zip(missing, compiled, strict=True):
-            tag = ModuleCode.encode_info(info)
-            if usable and len(tag) <= _MAX_TAG:
-                cache.put(paths[i], obj, tag=tag)
-            codes[i] = ModuleCode(obj, info)
-    return codes
-
-
-def _cached_code(cache: Cache, path: str) -> ModuleCode | None:
-    """A cached module's code, or None when missing or damaged (then rebuilt and replaced)."""
-    entry = cache.read_entry(path)
-    return ModuleCode.from_cache_entry(*entry) if entry is not None else None
+    """Every module's code, built by the native pipeline with the INPROCESS settings: from
+    `objects/` when cached, else compiled (in parallel) and cached."""
+    with Build(allexe, cache, cache_objects=True, settings=INPROCESS) as build:
+        return [ModuleCode(obj, tag) for obj, tag in build.loaded()]
 
 
 def _host_libraries() -> list[ctypes.CDLL]:
@@ -181,7 +130,7 @@ class Program:
         binding = llvm()
         support = parse_module(support_module_text(codes, provide).encode(), "allvm-support")
         support.triple = triple
-        machine = _target_machine(triple, support.name)
+        machine = inprocess_target_machine(triple, support.name)
         self.engine = binding.create_mcjit_compiler(support, machine)
         for code in codes:
             self.engine.add_object_file(binding.ObjectFileRef.from_data(code.obj))
@@ -265,10 +214,11 @@ class Program:
 def _module_needs(allexe: Allexe, cache: Cache, entry: ModuleEntry) -> Needs:
     """What one module needs from the platform: from a cached object of it when there is one
     (no compiler needed), else from the module itself."""
-    code = _cached_code(cache, cache.object_path(inprocess_object_key(allexe, entry)))
-    if code is not None:
-        return Needs.of_module(code.triple, code.undefined)
-    tag = cache.entry_tag(cache.object_path(object_key(allexe, entry)))  # the exec path's
+    tag = cached_tag(allexe, entry, cache, INPROCESS)
+    if tag is not None:
+        facts = inprocess_facts(tag)
+        return Needs.of_module(facts["triple"], facts["undefined"])
+    tag = cached_tag(allexe, entry, cache, jit_tier())  # the exec path's
     if tag is not None:
         return Needs.from_tag(tag)
     module = parse_module(allexe.read_module(entry), entry.name)

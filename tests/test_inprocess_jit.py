@@ -11,6 +11,9 @@ from pathlib import Path
 import pytest
 from conftest import build_allexe, native_probe, probe_allexe, run_tool, tool_path
 
+from allvm.allexe import Allexe
+from allvm.cache import object_key
+from allvm.native.settings import INPROCESS
 from allvm.toolchain import GNU_TARGET
 
 CTORS = "ctor 101\nctor 102\nctor default\n"
@@ -89,6 +92,12 @@ def with_library(tmp_path_factory) -> Path:
 
 def objects(cache: Path) -> list[str]:
     return sorted(os.listdir(cache / "objects"))
+
+
+def inprocess_objects(allexe: Path) -> list[str]:
+    """The names of the allexe's objects for the in-process JIT (the INPROCESS settings')."""
+    opened = Allexe.open(str(allexe))
+    return [object_key(opened, entry, INPROCESS.codegen_id) for entry in opened.modules]
 
 
 @pytest.mark.parametrize("mode", ["args", "layout", "nullptr", "dso", "signals"])
@@ -192,7 +201,7 @@ def test_noexec_compiles_but_runs_nothing(gnu_probe, isolated_cache):
 def test_inprocess_objects_are_cached_and_reused(gnu_probe, isolated_cache):
     assert alley("-jit=inprocess", gnu_probe, "nullptr").stdout == f"{CTORS}(nil)\n{DTORS}"
     cached = objects(isolated_cache)
-    assert len(cached) == 1 and cached[0].endswith("-inprocess.o")
+    assert cached == inprocess_objects(gnu_probe)
     assert alley("-jit=inprocess", gnu_probe, "nullptr").returncode == 0
     assert objects(isolated_cache) == cached  # a second run compiles nothing new
     # A truncated entry is detected and rebuilt.
@@ -206,7 +215,7 @@ def test_gnu_default_is_the_exec_path(gnu_probe, isolated_cache):
     # The faster one when objects are cached (bench/bench_alley.py, README).
     assert alley(gnu_probe, "nullptr").stdout == f"{CTORS}(nil)\n{DTORS}"
     (cached,) = objects(isolated_cache)
-    assert not cached.endswith("-inprocess.o")
+    assert cached not in inprocess_objects(gnu_probe)
     assert alley("-jit=exec", gnu_probe, "nullptr").returncode == 0
     assert objects(isolated_cache) == [cached]
 
@@ -215,10 +224,31 @@ def test_musl_allexes_always_take_the_exec_path(tmp_path, isolated_cache, hello_
     allexe = build_allexe(tmp_path, "hello", hello_c)
     proc = alley("-jit=inprocess", allexe)
     assert (proc.returncode, proc.stdout) == (0, "hello, allvm\n")
-    assert not any(name.endswith("-inprocess.o") for name in objects(isolated_cache))
+    assert not set(inprocess_objects(allexe)) & set(objects(isolated_cache))
 
 
 def test_uncached_when_the_cache_is_unusable(gnu_probe):
     proc = alley("-jit=inprocess", gnu_probe, "return", "3",
                  env={**os.environ, "ALLVM_CACHE_DIR": "/dev/null"})
     assert (proc.returncode, proc.stdout, proc.stderr) == (3, CTORS + DTORS, "")
+
+
+def test_an_object_whose_facts_overflow_a_cache_tag_is_used_uncached(with_library,
+                                                                      isolated_cache,
+                                                                      monkeypatch):
+    """The cache's tag holds at most MAX_TAG bytes: a module with more link facts (symbols)
+    than that is compiled and loaded from the build's own directory, never stored."""
+    from allvm import jit
+    from allvm.cache import Cache
+    from allvm.native import build
+
+    monkeypatch.setattr(build, "MAX_TAG", 64)  # the probe's facts compress to more than this
+    codes = jit.load_modules(Allexe.open(str(with_library)), Cache())
+    assert "main" in codes[0].defined and {"lib_counter", "lib_value"} <= codes[1].defined
+    assert codes[0].obj.startswith(b"\x7fELF") and codes[1].ctors
+    assert objects(isolated_cache) == []
+    monkeypatch.setattr(build, "MAX_TAG", 0xFFFF)
+    cached = jit.load_modules(Allexe.open(str(with_library)), Cache())  # now stored, and read
+    assert objects(isolated_cache) == sorted(inprocess_objects(with_library))
+    assert [(c.obj, c.ctors) for c in jit.load_modules(Allexe.open(str(with_library)), Cache())
+            ] == [(c.obj, c.ctors) for c in cached]
