@@ -146,7 +146,6 @@ def target_machine(triple: str, name: str, settings: CodegenSettings = OPTIMIZED
     """A target machine for `triple` with the settings' CPU and optimization level: the one
     place that decides what code is generated (and what their codegen id describes)."""
     return native_target(triple, name).create_target_machine(
-        cpu=settings.cpu, features=settings.features, opt=settings.opt_level, reloc=reloc,
-        codemodel=codemodel)
+        cpu=settings.cpu, opt=settings.opt_level, reloc=reloc, codemodel=codemodel)
 
 
