@@ -246,9 +246,10 @@ def object_key(allexe: Allexe, entry: ModuleEntry, codegen_id: str = CODEGEN_ID)
     return f"{entry.crc_hex}-{name}-{_digest(codegen_id, stored_digest(allexe, entry))}.o"
 
 
-def static_binary_key(allexe: Allexe) -> str:
-    """One key over all modules in order: `<CRC of main.bc>-<key>`."""
-    parts = [CODEGEN_ID]
+def static_binary_key(allexe: Allexe, codegen_id: str = CODEGEN_ID) -> str:
+    """One key over all modules in order: `<CRC of main.bc>-<key>`. `codegen_id`: the
+    settings it is built with (another than CODEGEN_ID for a profiled build only)."""
+    parts = [codegen_id]
     for entry in allexe.modules:
         parts += [entry.name, stored_digest(allexe, entry)]
     return f"{allexe.main.crc_hex}-{_digest(*parts)}"

@@ -179,7 +179,8 @@ def build_static_binary(allexe: Allexe, cache: Cache) -> str:
     return path
 
 
-def store_static_binary(cache: Cache, path: str, binary: bytes) -> None:
-    """Put a static binary into the cache at `path` (its static_binary_key's path)."""
-    if not cache.put(path, binary, executable=True):
+def store_static_binary(cache: Cache, path: str, binary: bytes, tag: bytes = b"") -> None:
+    """Put a static binary into the cache at `path` (its static_binary_key's path), with
+    `tag` (what made it: allvm/cache.py's Entries)."""
+    if not cache.put(path, binary, tag=tag, executable=True):
         raise AllvmError(f"could not write to the cache directory '{cache.root}'")

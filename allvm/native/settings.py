@@ -28,19 +28,27 @@ TIER_VARIABLE = "ALLVM_TIER"
 
 
 class CodegenSettings:
-    """What changes the code for the same IR: target CPU, LLVM's optimization level, tier."""
+    """What changes the code for the same IR: target CPU, LLVM's optimization level, tier, and
+    the profile of real runs it is optimized with (allvm.native.profile; its identity, or "")."""
 
-    __slots__ = ("cpu", "opt_level", "tier")
+    __slots__ = ("cpu", "opt_level", "tier", "profile")
 
-    def __init__(self, *, cpu: str, opt_level: int, tier: str):
-        self.cpu, self.opt_level, self.tier = cpu, opt_level, tier
+    def __init__(self, *, cpu: str, opt_level: int, tier: str, profile: str = ""):
+        self.cpu, self.opt_level, self.tier, self.profile = cpu, opt_level, tier, profile
 
     @property
     def codegen_id(self) -> str:
         """The cache's name for these settings and this toolchain (versions included)."""
         base = (f"allvm-py {__version__}; cache format {CACHE_FORMAT}; LLVM {LLVM_VERSION}; "
                 f"zig {ZIG_VERSION}; cpu {self.cpu}; O{self.opt_level}")
-        return base if self.tier == "optimized" else f"{base}; tier {self.tier}"
+        if self.tier != "optimized":
+            base = f"{base}; tier {self.tier}"
+        return f"{base}; profile {self.profile}" if self.profile else base
+
+    def with_profile(self, identity: str) -> "CodegenSettings":
+        """These settings, optimized with the profile `identity`."""
+        return CodegenSettings(cpu=self.cpu, opt_level=self.opt_level, tier=self.tier,
+                               profile=identity)
 
     def __repr__(self) -> str:
         return f"CodegenSettings({self.codegen_id!r})"

@@ -23,6 +23,13 @@ tool.option("scheduler", metavar="ADDRESS",
 tool.option("system", action="store_true",
             help="into the system cache ($ALLVM_SYSTEM_CACHE, else /var/cache/allvm; root "
                  "only): at install time, so that every user's start is a cache hit")
+tool.option("profile-run", dest="profile_runs", action="append", metavar="CMD",
+            help="optimize with a profile of real runs (one ALLEXE; repeatable): CMD is a shell "
+                 "command whose first word is the program's name, e.g. -profile-run 'lua "
+                 "bench.lua'. An instrumented build of ALLEXE is first on PATH under that name; "
+                 "the counts of every process CMD runs (its output discarded; it must exit 0) "
+                 "optimize the static binary (branch weights, entry counts, hot and cold code), "
+                 "which alley then runs")
 
 
 class Progress:
@@ -59,6 +66,8 @@ def run(args) -> int:
         raise AllvmError("-system: only root fills the system cache (every user runs from it)")
     from allvm.cache import Cache
 
+    if args.profile_runs:
+        return profile(args, Cache(system=args.system))
     scheduler = args.scheduler or os.environ.get("ALLVM_SCHEDULER")
     if scheduler:
         from allvm.cluster import Cluster
@@ -70,6 +79,21 @@ def run(args) -> int:
         executor = LocalPool(args.jobs)
     with executor:
         return report(executor.build(paths, Cache(system=args.system)), len(paths))
+
+
+def profile(args, cache) -> int:
+    """-profile-run: one allexe, built here (its profile runs run here)."""
+    from allvm.allexe import Allexe
+    from allvm.native.profile import build_profiled
+
+    if len(args.allexes) != 1:
+        raise AllvmError("-profile-run: one ALLEXE at a time (the runs profile one program)")
+    if args.scheduler:
+        raise AllvmError("-profile-run: built here, not on a cluster (the runs happen here)")
+    path = args.allexes[0]
+    build_profiled(Allexe.open(path), args.profile_runs, cache)
+    print(f"Successfully cached profiled static binary for '{path}'.", flush=True)
+    return 0
 
 
 def report(results: Iterable[tuple[str, BaseException | None]], total: int) -> int:
