@@ -14,8 +14,9 @@ each followed by a NUL byte.
   over all modules in order. A bare bitcode file is keyed as the allexe holding it, stored, as
   its only module `main.bc` (allvm/allexe.py reads it so).
 CODEGEN_ID names everything that changes the native code for the same IR: a static binary's is
-the optimized settings' (allvm/native/settings.py); an object's is the settings it was compiled
-with (the JIT path's tier).
+the optimized settings' (allvm/native/settings.py), or theirs when `$ALLVM_CPU` or
+`$ALLVM_CARRY_IR` choose other static settings (alley's launcher then leaves the start to the
+Python alley); an object's is the settings it was compiled with (the JIT path's tier).
 
 Entries. Each entry is one file, sealed: payload, tag (what the entry is for: an object's target
 triple; a static binary's is empty, or INTERIM_TAG for one linked from fast-tier objects that
@@ -79,7 +80,7 @@ import os
 from _blake2 import blake2b
 
 from allvm.allexe import Allexe, ModuleEntry
-from allvm.native.settings import OPTIMIZED
+from allvm.native.settings import OPTIMIZED, static_settings
 
 # What static binaries are made with (allvm/native/settings.py): the launcher keys on it.
 CODEGEN_ID = OPTIMIZED.codegen_id
@@ -246,10 +247,11 @@ def object_key(allexe: Allexe, entry: ModuleEntry, codegen_id: str = CODEGEN_ID)
     return f"{entry.crc_hex}-{name}-{_digest(codegen_id, stored_digest(allexe, entry))}.o"
 
 
-def static_binary_key(allexe: Allexe, codegen_id: str = CODEGEN_ID) -> str:
+def static_binary_key(allexe: Allexe, codegen_id: str | None = None) -> str:
     """One key over all modules in order: `<CRC of main.bc>-<key>`. `codegen_id`: the
-    settings it is built with (another than CODEGEN_ID for a profiled build only)."""
-    parts = [codegen_id]
+    settings it is built with; by default the static settings chosen here (static_settings():
+    CODEGEN_ID unless `$ALLVM_CPU` or `$ALLVM_CARRY_IR` choose others)."""
+    parts = [codegen_id or static_settings().codegen_id]
     for entry in allexe.modules:
         parts += [entry.name, stored_digest(allexe, entry)]
     return f"{allexe.main.crc_hex}-{_digest(*parts)}"

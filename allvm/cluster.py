@@ -152,13 +152,13 @@ class Cluster:
                 except AllvmError as e:
                     yield path, e
                     continue
-                linking[future] = (path, target)
+                linking[future] = (path, target, allexe)
                 finished.add(future)
             if linking:
                 future = next(finished)
-                path, target = linking.pop(future)
+                path, target, allexe = linking.pop(future)
                 self.futures.discard(future)
-                yield path, _stored(future, cache, target)
+                yield path, _stored(future, cache, target, allexe)
 
     def _link(self, allexe: Allexe, target: str) -> Future:
         """Submit the allexe's link, after the code generation of its modules."""
@@ -191,10 +191,14 @@ def _connect(address: str) -> Client:
         raise AllvmError(f"{unreachable} (no answer within {CONNECT_SECONDS} s)") from None
 
 
-def _stored(future: Future, cache: Cache, target: str) -> Exception | None:
-    """Store the finished link's binary; its error (remote or local) if there is none."""
+def _stored(future: Future, cache: Cache, target: str, allexe: Allexe) -> Exception | None:
+    """Store the finished link's binary (carrying its allexe, as a local build's does); its
+    error (remote or local) if there is none."""
+    from allvm.native.carry import carried
+    from allvm.native.settings import static_settings
+
     try:
-        store_static_binary(cache, target, future.result())
+        store_static_binary(cache, target, carried(future.result(), allexe, static_settings()))
     except Exception as e:  # one allexe's failure is its own, as locally
         return e
     return None

@@ -19,6 +19,7 @@ from allvm.bitcode import bitcode_triple
 from allvm.imports import module_symbols
 from allvm.ir import check_main, ir_symbol, llvm, native_target, parse_module
 from allvm.native.settings import INPROCESS, OPTIMIZED, CodegenSettings
+from allvm.native.tuning import tuned
 from allvm.platform import Needs
 from allvm.structors import CTORS, DEFAULT_PRIORITY, DTORS, disable_tables, export_structors
 from allvm.toolchain import is_gnu
@@ -80,7 +81,7 @@ def compile_module(bitcode: bytes, name: str,
 
     # Its own LLVM context: the module, and all it interned, go when the call returns.
     context = llvm().create_context()
-    module = parse_module(bitcode, name, context=context)
+    module = tuned(parse_module(bitcode, name, context=context), context, settings)
     structors_to_init_array(module, context, f"__allvm.init.{_unique(name, bitcode)}")
     if name == MAIN_MODULE:
         check_main(module, name)
@@ -146,6 +147,7 @@ def target_machine(triple: str, name: str, settings: CodegenSettings = OPTIMIZED
     """A target machine for `triple` with the settings' CPU and optimization level: the one
     place that decides what code is generated (and what their codegen id describes)."""
     return native_target(triple, name).create_target_machine(
-        cpu=settings.cpu, opt=settings.opt_level, reloc=reloc, codemodel=codemodel)
+        cpu=settings.cpu, features=settings.features, opt=settings.opt_level, reloc=reloc,
+        codemodel=codemodel)
 
 

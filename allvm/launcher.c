@@ -849,7 +849,10 @@ typedef struct {
  * start to the Python alley. */
 static int launch(const start *s) {
     const char *policy = getenv("ALLVM_POLICY");
-    if ((policy && *policy) || getenv("ALLVM_SIZE_LIMIT"))
+    /* Other static settings (allvm/native/settings.py) key other binaries: only the Python
+     * side knows this machine's CPU as LLVM names it. */
+    if ((policy && *policy) || getenv("ALLVM_SIZE_LIMIT") || getenv(ALLVM_CPU_VARIABLE) ||
+        getenv(ALLVM_CARRY_VARIABLE))
         return python(s->python_args, s->python_nargs, s->python_argv0);
     cache_dir user = {.owner = geteuid()}, system = {.owner = 0};
     const char *system_path = getenv("ALLVM_SYSTEM_CACHE");

@@ -17,6 +17,7 @@ from _blake2 import blake2b
 
 from allvm import allexe, bitcode, cache, execute
 from allvm.errors import AllvmError
+from allvm.native import settings
 
 SOURCE = os.path.join(os.path.dirname(__file__), "launcher.c")
 BINFMT_NAME = "alley-binfmt"
@@ -31,6 +32,8 @@ def definitions() -> dict[str, str | bytes | int | tuple]:
     return {
         "ALLVM_PYTHON": sys.executable,
         "ALLVM_CODEGEN_ID": cache.CODEGEN_ID,
+        "ALLVM_CPU_VARIABLE": settings.CPU_VARIABLE,
+        "ALLVM_CARRY_VARIABLE": settings.CARRY_VARIABLE,
         "ALLVM_KEY_DIGEST_SIZE": cache.KEY_DIGEST_SIZE,
         "ALLVM_SEAL_DIGEST_SIZE": cache.SEAL_DIGEST_SIZE,
         "ALLVM_SEAL_MAGIC": cache.SEAL_MAGIC.decode(),

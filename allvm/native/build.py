@@ -10,7 +10,7 @@ import os
 from allvm.allexe import Allexe, ModuleEntry
 from allvm.cache import INTERIM_TAG, Cache, object_key, static_binary_key
 from allvm.errors import AllvmError
-from allvm.native.settings import OPTIMIZED, CodegenSettings
+from allvm.native.settings import OPTIMIZED, CodegenSettings, static_settings
 
 # The seal's tag length is two bytes: an object whose tag is longer is used, never cached.
 MAX_TAG = 0xFFFF
@@ -166,16 +166,20 @@ def link_in_memory(compiled: list[tuple[bytes, bytes]]) -> bytes:
 
 def build_static_binary(allexe: Allexe, cache: Cache) -> str:
     """The allexe's optimized static binary in the cache (built if missing, or if only the
-    fast tier's stand-in, INTERIM_TAG, is there); its path."""
-    path = cache.static_binary_path(static_binary_key(allexe))
+    fast tier's stand-in, INTERIM_TAG, is there), made with the static settings chosen here
+    (static_settings: the CPU, whether it carries its allexe); its path."""
+    from allvm.native.carry import carried
+
+    settings = static_settings()
+    path = cache.static_binary_path(static_binary_key(allexe, settings.codegen_id))
     if cache.entry_tag(path) not in (None, INTERIM_TAG):
         return path
-    with Build(allexe, cache, cache_objects=False) as build:
+    with Build(allexe, cache, cache_objects=False, settings=settings) as build:
         if not build.cache_usable:
             raise AllvmError(f"cache directory '{cache.root}' is not usable")
         with open(build.link(), "rb") as f:
             binary = f.read()
-    store_static_binary(cache, path, binary)
+    store_static_binary(cache, path, carried(binary, allexe, settings))
     return path
 
 

@@ -1,4 +1,5 @@
-"""all-info: list the modules of an allexe and their CRCs (and, on request, its imports)."""
+"""all-info: list the modules of an allexe and their CRCs (and, on request, its imports);
+also of the allexe a static binary carries (allvm.native.carry)."""
 
 from allvm.allexe import Allexe
 from allvm.cli import Tool
@@ -8,11 +9,14 @@ tool = Tool(
     "List the modules of an allexe, each with its CRC-32 (its displayed identity).\n"
     "-imports adds the platform functions the program can reach: the external symbols left\n"
     "after linking all its modules, each with the modules that reference it, those of the\n"
-    "C++ runtime (libc++, libc++abi, libunwind) marked [C++ runtime].",
+    "C++ runtime (libc++, libc++abi, libunwind) marked [C++ runtime].\n"
+    "Given a static binary built by allready (an ELF file), it lists the modules of the allexe\n"
+    "the binary carries in its .allvm.allexe section (bc2allvm -from-binary recovers it).",
     "example:\n  all-info hello.allexe\n  Modules:\n  \tmain.bc (9561D0E4)\n"
-    "  all-info -imports -json hello.allexe",
+    "  all-info -imports -json hello.allexe\n"
+    "  all-info ~/.cache/allvm/static_binaries/9561D0E4-...   # a static binary",
 )
-tool.positional("allexe", metavar="ALLEXE")
+tool.positional("allexe", metavar="ALLEXE|BINARY")
 tool.option("imports", action="store_true",
             help="list the external symbols the program references, and from which modules")
 tool.option("json", action="store_true", help="print one JSON object (for scripts)")
@@ -46,7 +50,9 @@ def print_json(allexe: Allexe, imports: dict[str, list[str]] | None) -> None:
 
 
 def run(args) -> int:
-    allexe = Allexe.open(args.allexe)
+    from allvm.native.carry import open_allexe_or_binary
+
+    allexe = open_allexe_or_binary(args.allexe)
     imports = None
     if args.imports:
         from allvm.imports import program_imports
