@@ -12,7 +12,10 @@ tool = Tool(
     "Compile each ALLEXE to a static binary in the cache (static_binaries/), so alley runs\n"
     "it directly. Several allexes are built in parallel; one failure does not stop the rest.",
     "examples:\n  allready wc.allexe cksum.allexe -j 2\n"
-    "  allready -system /usr/local/bin/*.allexe   # as root: native starts for every user",
+    "  allready -system /usr/local/bin/*.allexe   # as root: native starts for every user\n"
+    "  allready -mcpu=native lua.allexe && ALLVM_CPU=native alley lua.allexe script.lua\n\n"
+    "Each binary carries its allexe (.allvm.allexe section: all-info BINARY lists it,\n"
+    "bc2allvm -from-binary recovers it); ALLVM_CARRY_IR=0 leaves it out.",
 )
 tool.positional("allexes", metavar="ALLEXE", nargs="+")
 tool.option("j", dest="jobs", type=int, default=os.cpu_count() or 1, metavar="N",
@@ -20,6 +23,11 @@ tool.option("j", dest="jobs", type=int, default=os.cpu_count() or 1, metavar="N"
 tool.option("scheduler", metavar="ADDRESS",
             help="compile on the Dask cluster of this scheduler (tcp://host:8786) instead of "
                  "here (default: $ALLVM_SCHEDULER, if set)")
+tool.option("mcpu", dest="cpu", metavar="CPU",
+            help="the CPU the binaries are built for: x86-64 (the default: any x86-64) or native "
+                 "(this machine's CPU, keyed by its name and features; for binaries that stay "
+                 "here). Sets $ALLVM_CPU for the build; alley runs them when $ALLVM_CPU=native "
+                 "is set for it too")
 tool.option("system", action="store_true",
             help="into the system cache ($ALLVM_SYSTEM_CACHE, else /var/cache/allvm; root "
                  "only): at install time, so that every user's start is a cache hit")
@@ -69,6 +77,7 @@ def run(args) -> int:
     if args.profile_runs:
         return profile(args, Cache(system=args.system))
     scheduler = args.scheduler or os.environ.get("ALLVM_SCHEDULER")
+    choose_static_settings(args.cpu, scheduler)
     if scheduler:
         from allvm.cluster import Cluster
 
@@ -79,6 +88,19 @@ def run(args) -> int:
         executor = LocalPool(args.jobs)
     with executor:
         return report(executor.build(paths, Cache(system=args.system)), len(paths))
+
+
+def choose_static_settings(cpu: str | None, scheduler: str | None) -> None:
+    """Check the static settings once, before any build (one error, not one per allexe); the
+    build's workers, forked from here, read the CPU chosen from the environment."""
+    from allvm.native.settings import BASELINE_CPU, CPU_VARIABLE, static_settings
+
+    if cpu:
+        os.environ[CPU_VARIABLE] = cpu
+    settings = static_settings()
+    if scheduler and settings.cpu != BASELINE_CPU:  # "native" would be each worker's CPU
+        raise AllvmError(f"{CPU_VARIABLE}={os.environ[CPU_VARIABLE]}: built here only, not on "
+                         "a cluster (its workers' CPUs are not this machine's)")
 
 
 def profile(args, cache) -> int:
