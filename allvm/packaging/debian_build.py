@@ -27,6 +27,7 @@ debian_report). The package's log is `OUT/PKG/build.log`.
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -97,8 +98,12 @@ def install_build_deps(source: str, log: Path) -> list[str]:
                           capture_output=True, text=True, env=env)
     with open(log, "a") as f:
         f.write(f"$ apt-get build-dep -y {source}\n{proc.stdout}{proc.stderr}")
-    if proc.returncode != 0:
-        raise PackageError(f"apt-get build-dep {source} failed (see {log})")
+    if proc.returncode != 0:  # say why, and where: on a cluster, the worker's machine
+        errors = [line for line in proc.stderr.splitlines() if line.startswith("E: ")]
+        why = ("not root, and installing build-dependencies needs root" if os.geteuid() != 0
+               else errors[-1] if errors else f"exit {proc.returncode}")
+        raise PackageError(f"apt-get build-dep {source} failed on {socket.gethostname()}: "
+                           f"{why} (see {log})")
     listed = re.search(r"^The following NEW packages will be installed:\n((?:  .*\n)+)",
                        proc.stdout, re.M)
     return listed[1].split() if listed else []

@@ -43,6 +43,11 @@ def new_report(name: str) -> dict:
             "seconds": 0.0}
 
 
+def write_report(out: Path, report: dict) -> None:
+    """OUT/PKG/report.json."""
+    (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+
+
 def make_allexes(root: Path, out: Path, report: dict) -> dict[str, tuple[Path, Path]]:
     """An allexe per ELF executable of the .debs: {name: (unpacked program, allexe)}; the
     shared libraries' IR into OUT/PKG/libs."""
@@ -229,7 +234,7 @@ def build_package(name: str, out_root: Path, jobs: int = 1, test: bool = True,
         raise
     finally:
         report["seconds"] = round(time.monotonic() - started, 1)
-        (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+        write_report(out, report)
         if not keep and tree is not None:
             shutil.rmtree(out / "src", ignore_errors=True)
             for scratch in ("root", "bin", "cache-jit", "cache-static", "compilers", "stub"):

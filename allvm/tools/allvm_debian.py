@@ -22,6 +22,10 @@ tool = Tool(
     "natively and with every built program replaced by its allexe, on alley's JIT path and on\n"
     "its static path (allready). Writes OUT/PKG/report.json, OUT/PKG/build.log, OUT/report.md.\n"
     "A package that fails never stops the others; the exit status is 1 if any failed.\n"
+    "With -scheduler, each package is a task on a Dask cluster (the workers of allready\n"
+    "-scheduler, as root, with the same allvm-py and -list FILE at the same path): a worker\n"
+    "builds it as a local run would and sends OUT/PKG back, so OUT is written here and need\n"
+    "not be shared.\n"
     "-list FILE: a package list (TOML; its format: allvm/packaging/debian_list.py) that says\n"
     "for each package only what a generic build cannot know -- a test selection or command\n"
     "cases instead of Debian's tests, programs of the build tree to make allexes of too, the\n"
@@ -35,6 +39,7 @@ tool = Tool(
     "  allvm-debian build hello                   # into ./allvm-debian-out/hello/\n"
     "  allvm-debian build -o out -j 2 bzip2 lzip  # two packages at once\n"
     "  allvm-debian build -no-test -keep hello    # allexes only; keep the build tree\n"
+    "  allvm-debian build -scheduler tcp://10.0.0.1:8786 hello bzip2  # on a Dask cluster\n"
     "  allvm-debian build -list corpus/packages.toml -o build/corpus  # a package list\n"
     "  allvm-debian sample -n 50 -seed 1          # 50 packages nobody chose",
     intermixed=True,
@@ -48,6 +53,9 @@ tool.option("o", dest="out", metavar="OUT", default="allvm-debian-out",
 tool.option("j", dest="jobs", type=int, default=1, metavar="N",
             help="build N packages at once (default: 1); each build gets its share of the "
                  "cores for make -j")
+tool.option("scheduler", metavar="ADDRESS",
+            help="build on the Dask cluster of this scheduler (tcp://host:8786), each package "
+                 "a task; -j is then the cluster's (default: $ALLVM_SCHEDULER, if set)")
 tool.option("no-test", dest="test", action="store_false",
             help="do not run the packages' tests (allexes and report only)")
 tool.option("keep", action="store_true",
@@ -84,9 +92,7 @@ def sample(args) -> int:
 def run(args) -> int:
     if args.command == "sample":
         return sample(args)
-    from allvm.packaging.debian import sources_index
     from allvm.packaging.debian_list import load_list
-    from allvm.packaging.debian_package import build_package
     from allvm.packaging.debian_report import write_report_md
 
     entries = load_list(Path(args.package_list)) if args.package_list else {}
@@ -95,29 +101,16 @@ def run(args) -> int:
     if args.jobs < 1:
         raise AllvmError("-j: expected a number of packages of at least 1")
     out = Path(args.out).resolve()
-    out.mkdir(parents=True, exist_ok=True)
-    sources_index()  # deb-src reachable, set up where it is not
     names = list(dict.fromkeys(args.packages or entries))
-    make_jobs = max(1, (os.cpu_count() or 1) // min(args.jobs, len(names)))
-    options = {"jobs": make_jobs, "test": args.test, "keep": args.keep}
     reports = []
     try:
-        if args.jobs == 1 or len(names) == 1:
-            for name in names:
-                reports.append(build_package(name, out, entry=entries.get(name), **options))
-        else:
-            from concurrent.futures import ProcessPoolExecutor, as_completed
-
-            with ProcessPoolExecutor(min(args.jobs, len(names))) as pool:
-                futures = [pool.submit(build_package, n, out, entry=entries.get(n), **options)
-                           for n in names]
-                try:
-                    reports = [f.result() for f in as_completed(futures)]
-                except KeyboardInterrupt:
-                    pool.shutdown(wait=True, cancel_futures=True)
-                    raise
+        with executor(args, entries) as builds:
+            out.mkdir(parents=True, exist_ok=True)
+            for report in builds.build(names, out, test=args.test, keep=args.keep):
+                reports.append(report)
     except KeyboardInterrupt:
-        write_report_md(out)
+        if out.is_dir():
+            write_report_md(out)
         tool.error("interrupted")
         return 130
     report_md = write_report_md(out)
@@ -128,6 +121,22 @@ def run(args) -> int:
     print(f"{len(reports) - len(failed)} of {len(reports)} package(s) built; "
           f"report: {report_md}", flush=True)
     return 1 if failed else 0
+
+
+def executor(args, entries: dict):
+    """Where the packages are built: the Dask cluster of -scheduler (or $ALLVM_SCHEDULER), whose
+    workers read the package list themselves and need deb-src themselves, else here."""
+    scheduler = args.scheduler or os.environ.get("ALLVM_SCHEDULER")
+    if scheduler:
+        from allvm.packaging.debian_cluster import PackageCluster
+
+        package_list = Path(args.package_list).resolve() if args.package_list else None
+        return PackageCluster(scheduler, tool.warning, package_list)
+    from allvm.packaging.debian import sources_index
+    from allvm.packaging.debian_executors import LocalBuilds
+
+    sources_index()  # deb-src reachable, set up where it is not
+    return LocalBuilds(args.jobs, entries)
 
 
 def main() -> int:

@@ -1,0 +1,219 @@
+"""allvm-debian build -scheduler: packages as tasks on a real Dask cluster (`dask scheduler` and
+two `dask worker` processes on free loopback ports), against a local run of the same package.
+
+The package is rs (a small C program with a test suite: about 20 s with its tests on two idle
+cores), built once locally and once on the cluster, side by side; the module's other runs fail
+fast (an unknown package, an unreachable scheduler) or are interrupted early (hello)."""
+
+import json
+import os
+import queue
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from conftest import run_tool, tool_path
+from test_cluster import DaskCluster, free_port
+
+PACKAGE = "rs"
+UNKNOWN = "no-such-package-xyz"
+UNKNOWN_LINE = (f"allvm-debian: {UNKNOWN}: unknown package (no source package of that name in "
+                "bookworm's deb-src)")
+# What differs between two runs of one package however they ran: how long each step took, and
+# what `apt-get build-dep` had left to install on that machine at that moment.
+MACHINE_FIELDS = {"seconds", "build_seconds", "build_deps_installed"}
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    cluster = DaskCluster(tmp_path_factory.mktemp("dask"))
+    try:
+        cluster.start_scheduler()
+        cluster.start_worker("worker-1")
+        cluster.start_worker("worker-2")
+        cluster.connect()
+        cluster.wait_for_workers(2)
+        yield cluster
+    finally:
+        cluster.stop_all()
+
+
+@pytest.fixture(scope="module")
+def runs(cluster, tmp_path_factory):
+    """A local run of the package and, at the same time, a cluster run of it beside a package
+    that fails: (local OUT, cluster OUT, the cluster run's process)."""
+    local, remote = tmp_path_factory.mktemp("local"), tmp_path_factory.mktemp("cluster")
+    here = subprocess.Popen([tool_path("allvm-debian"), "build", "-o", local, PACKAGE],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        proc = run_tool("allvm-debian", "build", "-scheduler", cluster.address, "-o", remote,
+                        UNKNOWN, PACKAGE, timeout=900)
+        out, err = here.communicate(timeout=900)
+    finally:
+        here.kill()
+    assert here.returncode == 0, out[-3000:] + err
+    return local, remote, proc
+
+
+def comparable(value, out: Path):
+    """A report without its machine's fields, its paths relative to OUT."""
+    if isinstance(value, dict):
+        return {k: comparable(v, out) for k, v in value.items() if k not in MACHINE_FIELDS}
+    if isinstance(value, list):
+        return [comparable(item, out) for item in value]
+    return value.replace(str(out), "OUT") if isinstance(value, str) else value
+
+
+def report(out: Path, package: str) -> dict:
+    return json.loads((out / package / "report.json").read_text())
+
+
+def test_the_report_and_allexes_are_a_local_runs(runs):
+    local, remote, _ = runs
+    ours, theirs = report(remote, PACKAGE), report(local, PACKAGE)
+    assert ours["built"] and ours["tests"]["static"]["passed"] >= 1
+    assert comparable(ours, remote) == comparable(theirs, local)
+    for program in ours["programs"]:  # the client's paths, where the files are
+        assert program["allexe"].startswith(f"{remote}/{PACKAGE}/allexes/")
+        proc = subprocess.run(["cmp", program["allexe"],
+                               program["allexe"].replace(str(remote), str(local))])
+        assert proc.returncode == 0
+    assert "dpkg-buildpackage" in (remote / PACKAGE / "build.log").read_text()
+    assert sorted(p.name for p in (remote / PACKAGE).iterdir()) == sorted(
+        p.name for p in (local / PACKAGE).iterdir())
+
+
+def test_a_failing_package_stops_none_of_the_others(runs):
+    _, remote, proc = runs
+    assert proc.returncode == 1
+    assert proc.stderr.splitlines() == [UNKNOWN_LINE], proc.stderr
+    assert report(remote, UNKNOWN)["error"] == UNKNOWN_LINE.removeprefix("allvm-debian: ")
+    table = (remote / "report.md").read_text()
+    assert f"| {PACKAGE} |" in table and f"| {UNKNOWN} |" in table
+    assert proc.stdout.splitlines()[-1] == (f"1 of 2 package(s) built; report: "
+                                            f"{remote}/report.md")
+
+
+def test_the_workers_progress_comes_to_the_client(runs):
+    _, remote, proc = runs
+    lines = proc.stdout.splitlines()
+    log = remote / PACKAGE / "build.log"
+    assert f"[{PACKAGE}] building with dpkg-buildpackage (log: {log})" in lines
+    assert f"[{PACKAGE}] testing: static" in lines
+    assert sum("package(s) built" in line for line in lines) == 1  # the workers' own: not sent
+
+
+def test_scheduler_from_the_environment(cluster, tmp_path):
+    start = time.time()
+    proc = run_tool("allvm-debian", "build", "-o", tmp_path, UNKNOWN, timeout=300,
+                    env={**os.environ, "ALLVM_SCHEDULER": cluster.address})
+    assert (proc.returncode, proc.stderr.splitlines()) == (1, [UNKNOWN_LINE])
+    keys = [str(t["key"]) for t in cluster.tasks_since(start)]
+    assert [k for k in keys if k.startswith(f"package-{UNKNOWN}-")], keys
+
+
+def read_lines(proc: subprocess.Popen) -> queue.Queue:
+    lines: queue.Queue = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(line) for line in proc.stdout],
+                     daemon=True).start()
+    return lines
+
+
+def wait_for(lines: queue.Queue, text: str, seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    while True:
+        line = lines.get(timeout=max(0.1, deadline - time.monotonic()))
+        if text in line:
+            return
+
+
+def builds_left(cluster: DaskCluster) -> list[str]:
+    """The package tasks the scheduler holds, the scratch directories of builds on the workers,
+    and the processes working in them."""
+    tasks = cluster.client.run_on_scheduler(
+        lambda dask_scheduler: [str(k) for k in dask_scheduler.tasks
+                                if str(k).startswith("package-")])
+    scratch = [str(p) for p in cluster.directory.glob("worker-*/**/allvm-debian-*")]
+    working = []
+    for cwd in Path("/proc").glob("[0-9]*/cwd"):
+        try:
+            if "/allvm-debian-" in os.readlink(cwd):
+                working.append(f"{cwd}: {os.readlink(cwd)}")
+        except OSError:
+            continue  # gone, or not ours to read
+    return tasks + scratch + [w for w in working if str(cluster.directory) in w]
+
+
+def test_ctrl_c_stops_the_builds_on_the_workers(cluster, tmp_path):
+    """SIGINT's default action as from a terminal (see tests/test_cluster.py); hello's build is
+    a minute or more, so it is well under way when the signal comes."""
+    proc = subprocess.Popen(["env", "--default-signal=INT", tool_path("allvm-debian"), "build",
+                             "-scheduler", cluster.address, "-no-test", "-o", tmp_path, "hello"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for(read_lines(proc), "[hello] building with dpkg-buildpackage", 300)
+        assert builds_left(cluster)
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=60)
+        err = proc.stderr.read()
+    finally:
+        proc.kill()
+    assert (proc.returncode, err) == (130, "allvm-debian: interrupted\n")
+    deadline = time.monotonic() + 30  # well before the build would end by itself
+    while left := builds_left(cluster):  # the worker's build stopped and cleaned up after it
+        assert time.monotonic() < deadline, left
+        time.sleep(0.5)
+
+
+def test_an_unreachable_scheduler_is_one_line(tmp_path):
+    address = f"tcp://127.0.0.1:{free_port()}"  # nothing listens there
+    proc = run_tool("allvm-debian", "build", "-scheduler", address, "-o", tmp_path / "out",
+                    PACKAGE, timeout=60)
+    assert (proc.returncode, proc.stdout) == (1, "")
+    assert proc.stderr == (f"allvm-debian: cannot reach the scheduler at {address} "
+                           "(no answer within 5 s)\n")
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_machine_that_cannot_install_says_so(tmp_path):
+    """`apt-get build-dep` run by a user who is not root, as on a worker started without root:
+    the package's error line says so, and where. (Python starts as root, so that it can read
+    its own installation, and then drops to nobody.)"""
+    scratch = Path(tempfile.mkdtemp(prefix="allvm-nobody-"))
+    try:
+        os.chown(scratch, 65534, 65534)
+        log = scratch / "build.log"
+        code = ("import os, sys\nfrom pathlib import Path\n"
+                "from allvm.packaging.debian_build import PackageError, install_build_deps\n"
+                "os.setgid(65534)\nos.setuid(65534)\n"
+                f"try:\n    install_build_deps({PACKAGE!r}, Path({str(log)!r}))\n"
+                "except PackageError as e:\n    sys.exit(str(e))\n")
+        proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                              timeout=120)
+        assert proc.stderr == (f"apt-get build-dep {PACKAGE} failed on {socket.gethostname()}: "
+                               f"not root, and installing build-dependencies needs root "
+                               f"(see {log})\n")
+        assert "are you root?" in log.read_text()
+    finally:
+        subprocess.run(["rm", "-rf", scratch])
+
+
+def test_the_local_path_imports_no_dask(tmp_path):
+    proc = run_tool("allvm-debian", "build", "-o", tmp_path, UNKNOWN,
+                    env={**os.environ, "PYTHONPROFILEIMPORTTIME": "1"})
+    assert proc.returncode == 1 and proc.stderr.splitlines()[-1] == UNKNOWN_LINE
+    imported = [line.rsplit("|", 1)[-1].strip() for line in proc.stderr.splitlines()
+                if line.startswith("import time:")]
+    assert "allvm.packaging.debian_package" in imported
+    assert not [m for m in imported if m.split(".")[0] in ("dask", "distributed")]
+
+
+def test_help_names_the_scheduler():
+    proc = run_tool("allvm-debian", "--help")
+    assert "-scheduler ADDRESS" in proc.stdout and "$ALLVM_SCHEDULER" in proc.stdout
