@@ -13,11 +13,14 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import build_allexe, run_tool, tool_path
+from conftest import build_allexe, compile_c, run_tool, tool_path
 
 import allvm
+from allvm import codegen
 from allvm.allexe import Allexe
 from allvm.cache import INTERIM_TAG, object_key, static_binary_key, unseal
+from allvm.elf import Elf
+from allvm.native.build import link_objects
 from allvm.native.settings import FAST, OPTIMIZED
 
 # A program that also shows it has no child it did not make (the promoter is not alley's).
@@ -204,3 +207,66 @@ def test_a_promoted_program_starts_no_more_builds(fast_tier, program, isolated_c
         assert run_tool("alley", program, str(i)).stdout == EXPECTED.format(i)
         assert promoters() == []
     assert binary_tag(isolated_cache, program) == b""
+
+
+# Compiled with -g: what is left of the debug information in the code generator's output.
+DEBUG_C = r"""
+#include <math.h>
+#include <stdio.h>
+static int counter = 3;
+__attribute__((constructor)) static void init(void) { counter *= 7; }
+struct point { double x, y; };
+static double norm(struct point p) { return sqrt(p.x * p.x + p.y * p.y); }
+int main(int argc, char **argv) {
+    struct point p = { argc * 3.0, 4.0 };
+    printf("%s %d %.3f\n", argv[argc - 1], counter, norm(p));
+    return counter % 5;
+}
+"""
+
+
+@pytest.fixture(scope="module")
+def debug_bitcode(tmp_path_factory) -> Path:
+    return compile_c(DEBUG_C, tmp_path_factory.mktemp("debug") / "debug.bc", flags=("-O2", "-g"))
+
+
+def debug_sections(obj: bytes) -> list[str]:
+    return [s.name for s in Elf(obj, "object").sections if s.name.startswith(".debug")]
+
+
+@pytest.mark.parametrize("settings", [FAST, OPTIMIZED], ids=["fast", "optimized"])
+def test_objects_leave_debug_information_out_and_link_to_the_same_program(
+        debug_bitcode, tmp_path, monkeypatch, settings):
+    """Generating DWARF is most of the code generator's time on a -g module, and every link
+    strips it: objects leave it out, and link to the very program that objects with it (cached
+    before) link to, so the codegen id need not change."""
+    obj, tag = codegen.compile_object(debug_bitcode.read_bytes(), "main.bc", settings)
+    assert debug_sections(obj) == []
+    monkeypatch.setattr(codegen, "emit_object", lambda machine, module:
+                        machine.emit_object(module))  # as objects were made before
+    with_debug, same_tag = codegen.compile_object(debug_bitcode.read_bytes(), "main.bc", settings)
+    assert ".debug_info" in debug_sections(with_debug) and same_tag == tag
+    programs = []
+    for name, data in (("stripped", obj), ("with-debug", with_debug)):
+        path = tmp_path / f"{name}.o"
+        path.write_bytes(data)
+        link_objects([str(path)], [tag], str(tmp_path / name))
+        programs.append((tmp_path / name).read_bytes())
+    assert programs[0] == programs[1]
+    proc = subprocess.run([tmp_path / "stripped", "x"], capture_output=True, text=True)
+    assert (proc.returncode, proc.stdout) == (1, "x 21 7.211\n")
+
+
+def test_a_program_compiled_with_debug_information_runs_alike_from_both_tiers(
+        debug_bitcode, tmp_path, isolated_cache, monkeypatch):
+    allexe = tmp_path / "debug.allexe"
+    assert run_tool("bc2allvm", debug_bitcode, "-o", allexe).returncode == 0
+    runs = []
+    for tier in ("fast", "optimized"):
+        monkeypatch.setenv("ALLVM_TIER", tier)
+        monkeypatch.setenv("ALLVM_CACHE_DIR", str(tmp_path / f"cache-{tier}"))
+        proc = run_tool("alley", "-noexec", allexe)  # compiles, starts no promotion
+        assert proc.returncode == 0, proc.stderr
+        proc = run_tool("alley", allexe, "a", "b")
+        runs.append((proc.returncode, proc.stdout, proc.stderr))
+    assert runs[0] == runs[1] == (1, "b 21 9.849\n", "")
