@@ -47,13 +47,13 @@ def cluster(tmp_path_factory):
 @pytest.fixture(scope="module")
 def runs(cluster, tmp_path_factory):
     """A local run of the package and, at the same time, a cluster run of it beside a package
-    that fails: (local OUT, cluster OUT, the cluster run's process)."""
+    that fails, both with -keep: (local OUT, cluster OUT, the cluster run's process)."""
     local, remote = tmp_path_factory.mktemp("local"), tmp_path_factory.mktemp("cluster")
-    here = subprocess.Popen([tool_path("allvm-debian"), "build", "-o", local, PACKAGE],
+    here = subprocess.Popen([tool_path("allvm-debian"), "build", "-keep", "-o", local, PACKAGE],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        proc = run_tool("allvm-debian", "build", "-scheduler", cluster.address, "-o", remote,
-                        UNKNOWN, PACKAGE, timeout=900)
+        proc = run_tool("allvm-debian", "build", "-scheduler", cluster.address, "-keep",
+                        "-o", remote, UNKNOWN, PACKAGE, timeout=900)
         out, err = here.communicate(timeout=900)
     finally:
         here.kill()
@@ -85,8 +85,14 @@ def test_the_report_and_allexes_are_a_local_runs(runs):
                                program["allexe"].replace(str(remote), str(local))])
         assert proc.returncode == 0
     assert "dpkg-buildpackage" in (remote / PACKAGE / "build.log").read_text()
-    assert sorted(p.name for p in (remote / PACKAGE).iterdir()) == sorted(
-        p.name for p in (local / PACKAGE).iterdir())
+
+
+def test_keep_brings_the_build_tree_back(runs):
+    local, remote, _ = runs
+    assert {p.name for p in (remote / PACKAGE).iterdir()} == {
+        p.name for p in (local / PACKAGE).iterdir()} >= {"src", "root", "cache-static"}
+    tree = sorted(str(p.relative_to(remote)) for p in (remote / PACKAGE / "src").rglob("*"))
+    assert tree == sorted(str(p.relative_to(local)) for p in (local / PACKAGE / "src").rglob("*"))
 
 
 def test_a_failing_package_stops_none_of_the_others(runs):
