@@ -1,9 +1,10 @@
 """`allvm-debian build`: any Debian source package into allexes, with no recipe of ours.
 
 For each source package: `apt-get source` (bookworm's deb-src, allvm.packaging.debian) and
-`apt-get build-dep` (what it installed is reported); `dpkg-buildpackage -b -uc -us` with
-allvm-py's compiler wrappers under every name a build may call (`cc`, `gcc`, `c++`, `g++`,
-`x86_64-linux-gnu-gcc`/`-g++`, `clang`/`clang++`, and `CC`/`CXX`) and
+`apt-get build-dep` (what it installed is reported); `dpkg-buildpackage -B -uc -us` (`-b`
+when every binary package is `Architecture: all`) with allvm-py's compiler wrappers under
+every name a build may call (`cc`, `gcc`, `c++`, `g++`, `x86_64-linux-gnu-gcc`/`-g++`,
+`clang`/`clang++`, and `CC`/`CXX`) and
 `DEB_BUILD_OPTIONS=nostrip` (the programs keep their `.llvm_bc` section); then every ELF
 executable of the built .debs becomes `OUT/PKG/allexes/<program>.allexe` (extracted from the
 unpacked .debs, the package's own shared libraries as IR modules inside), and the package's
@@ -156,10 +157,20 @@ def run_logged(command: list[str], cwd: Path, env: dict, log: Path, timeout: int
             return 124
 
 
+def binary_option(tree: Path) -> str:
+    """`-B` (the architecture-dependent packages only) when the source has any: an
+    `Architecture: all` package holds no program of this machine, and its build may need
+    what the wrappers are not (gzip-win32: a MinGW cross-compiler); else `-b`."""
+    control = (tree / "debian" / "control").read_text(errors="replace")
+    kinds = re.findall(r"^Architecture:\s*(.+)$", control, re.M)
+    return "-B" if any(kind.split() != ["all"] for kind in kinds) else "-b"
+
+
 def build(tree: Path, env: dict, log: Path) -> float:
     """dpkg-buildpackage in the tree (tests deferred: they run afterwards, timed, per mode)."""
     started = time.monotonic()
-    status = run_logged(["dpkg-buildpackage", "-b", "-uc", "-us"], tree, env, log, BUILD_TIMEOUT)
+    status = run_logged(["dpkg-buildpackage", binary_option(tree), "-uc", "-us"], tree, env, log,
+                        BUILD_TIMEOUT)
     if status != 0:
         failed = PackageError(f"the build failed (exit {status}; see {log})")
         failed.details = first_errors(log.read_text(errors="replace"))
@@ -242,6 +253,12 @@ def section(path: Path, name: str = ".llvm_bc") -> bytes | None:
         return Elf(path.read_bytes(), str(path)).section(name)
     except (AllvmError, OSError):
         return None
+
+
+def binary_packages(tree: Path) -> list[str]:
+    """The binary packages debian/control names (their staging directories are debian/NAME)."""
+    control = (tree / "debian" / "control").read_text(errors="replace")
+    return re.findall(r"^Package:\s*(\S+)", control, re.M)
 
 
 def library_dirs(root: Path, libraries: list[Path]) -> list[str]:

@@ -98,6 +98,7 @@ def write_report_md(out: Path) -> Path:
             names = r.get("tests", {}).get(mode, {}).get("failed_names", [])
             native = set(r.get("tests", {}).get("native", {}).get("failed_names", []))
             reasons += [f"{mode}: {n} fails (passes natively)" for n in names if n not in native]
+        reasons += [f"known: {n} — {why}" for n, why in r.get("known_failures", {}).items()]
         if reasons:
             failures.append(f"- **{r['package']}**")
             failures += [f"  - {' '.join(reason.split())[:300]}" for reason in reasons[:10]]

@@ -1,6 +1,7 @@
 """A package's own test suite, run against its native programs or against their allexes.
 
-Shared by the corpus (corpus/run.py) and `allvm-debian` (allvm.packaging.debian_build):
+Used by `allvm-debian` (allvm.packaging.debian_package), for any package and for the corpus's
+list (corpus/packages.toml):
 
 - **stubs**: a program is replaced by alley's stub (allvm.launcher.install_stub): a copy of
   the launcher named like the program, beside `NAME.allexe`, starts that allexe under the
@@ -8,11 +9,14 @@ Shared by the corpus (corpus/run.py) and `allvm-debian` (allvm.packaging.debian_
   (`programs_replaced`), and the native file is put back afterwards, also on Ctrl-C.
 - **results**: automake's `PASS:/FAIL:` lines, CTest's and Meson's summaries, else one result
   by the suite's exit status (`parse_results`).
+- **command cases**: a command line and the output it must print (`run_case`), for a package
+  whose own suite exercises its programs too little or not at all.
 """
 
 import contextlib
 import os
 import re
+import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -34,6 +38,7 @@ class Outcome:
 
     checks: list[Check] = field(default_factory=list)
     seconds: float = 0.0
+    skipped_names: list[str] = field(default_factory=list)  # automake's SKIP: not counted
 
     @property
     def passed(self) -> int:
@@ -45,7 +50,8 @@ class Outcome:
 
     def as_dict(self) -> dict:
         return {"passed": self.passed, "failed": len(self.failed_names),
-                "failed_names": self.failed_names, "seconds": round(self.seconds, 1)}
+                "failed_names": self.failed_names, "skipped_names": self.skipped_names,
+                "seconds": round(self.seconds, 1)}
 
 
 def fresh_stub(work: Path) -> Path:
@@ -106,6 +112,13 @@ def automake_results(output: str) -> list[Check]:
             if kind != "SKIP"]
 
 
+def automake_skipped(output: str) -> list[str]:
+    """The automake tests that skipped themselves (a test that runs natively and skips on an
+    alley path did not run there)."""
+    results = dict((name, kind) for kind, name in _AUTOMAKE.findall(output))
+    return [name for name, kind in results.items() if kind == "SKIP"]
+
+
 def parse_results(output: str, status: int, command: str) -> list[Check]:
     """A suite's results from its output: automake's lines, CTest's or Meson's summary with
     the failing tests' names, else one check by the exit status."""
@@ -124,3 +137,40 @@ def parse_results(output: str, status: int, command: str) -> list[Check]:
         return ([Check(name, False, "meson") for name in failed]
                 + [Check(f"meson #{i}", True) for i in range(int(summary[1]))])
     return [Check(command, status == 0, f"exit {status}: {output[-300:]}")]
+
+
+CASE_TIMEOUT = 600
+
+
+def run_case(case: dict, variables: dict[str, str], env: dict[str, str], work: Path) -> Check:
+    """One command case: bash with pipefail in `work`, in `env` (the mode's programs first on
+    PATH); it passes with exit status 0 and stdout as the case says (`stdout_file`,
+    `stdout`, `stdout_contains`). `variables` fill the case's {names}."""
+    command = case["run"].format(**variables)
+    try:
+        proc = subprocess.run(["bash", "-o", "pipefail", "-c", command], env=env, cwd=work,
+                              capture_output=True, timeout=CASE_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        return Check(case["name"], False, f"timed out after {CASE_TIMEOUT} s")
+    stdout, stderr = proc.stdout, proc.stderr.decode(errors="replace")
+    if "stdout_file" in case:
+        expected = Path(case["stdout_file"].format(**variables)).read_bytes()
+    elif "stdout" in case:
+        expected = case["stdout"].encode()
+    else:
+        expected = None
+    contains = case.get("stdout_contains", "").encode()
+    passed = (proc.returncode == 0 and (expected is None or stdout == expected)
+              and contains in stdout)
+    detail = "" if passed else f"exit {proc.returncode}; " + _difference(expected, stdout, stderr)
+    return Check(case["name"], passed, detail)
+
+
+def _difference(expected: bytes | None, got: bytes, stderr: str) -> str:
+    """Where the output first differs from the expected one, and the end of stderr."""
+    if expected is None or expected == got:
+        return stderr[-300:]
+    for n, (a, b) in enumerate(zip(expected.splitlines(), got.splitlines(), strict=False)):
+        if a != b:
+            return f"line {n + 1}: expected {a[:80]!r}, got {b[:80]!r}; {stderr[-200:]}"
+    return f"output length differs ({len(got)} bytes, expected {len(expected)}); {stderr[-200:]}"
