@@ -24,7 +24,7 @@ The profile's identity (a hash of its counts) is part of the profiled binary's c
 it is cached under a key of its own; the same binary is also stored under the allexe's
 ordinary static-binary key, tagged `profile <identity>`, which is the key alley's cache hit
 (the launcher) looks up: the profiled binary is the one that runs. A plain `allready` or a
-background promotion keeps a tagged binary; `allvm-cache clear` drops it.
+background promotion keeps a tagged binary; `allvm-cache clean` drops it.
 """
 
 import os
