@@ -6,6 +6,7 @@ kept apart, a known failure's reason in report.md."""
 import json
 import os
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -172,3 +173,24 @@ def test_report_md_gives_the_lists_reason_of_a_known_failure(tmp_path):
 def _mode(failed=(), skipped=(), passed=2) -> dict:
     return {"passed": passed, "failed": len(failed), "failed_names": list(failed),
             "skipped_names": list(skipped), "seconds": 1.0}
+
+
+def test_debians_symbols_files_never_fail_the_build(tmp_path):
+    """A C++ library built against zig's libc++ exports operator new and delete, which
+    Debian's symbols file (its libstdc++ build's ABI) lacks: tinyxml2's `dh_makeshlibs -- -c4`
+    would fail the build. The variable overrides -c: it reports, never fails."""
+    assert db.build_env(tmp_path, 1, check=False)["DPKG_GENSYMBOLS_CHECK_LEVEL"] == "0"
+    symbols = tmp_path / "libx.symbols"
+    symbols.write_text("libx.so.1 libx1 #MINVER#\n f@Base 1.0\n")
+    (tmp_path / "x.c").write_text("void f(void) {}\nvoid g(void) {}\n")
+    proc = run_tool("allcc", "-shared", "-fPIC", "-Wl,-soname,libx.so.1", "x.c", "-o",
+                    "libx.so.1", cwd=tmp_path, env={**os.environ, "ALLVM_CC_TARGET": db.TARGET})
+    assert proc.returncode == 0, proc.stderr
+    args = ["dpkg-gensymbols", "-c4", "-plibx1", "-v1.0", f"-e{tmp_path / 'libx.so.1'}",
+            f"-I{symbols}", f"-O{tmp_path / 'out.symbols'}"]
+    strict = subprocess.run(args, capture_output=True, text=True, cwd=tmp_path,
+                            env={**os.environ, "DPKG_GENSYMBOLS_CHECK_LEVEL": "4"})
+    assert strict.returncode != 0 and "new symbols" in strict.stderr  # g is new
+    ours = subprocess.run(args, capture_output=True, text=True, cwd=tmp_path,
+                          env=db.build_env(tmp_path, 1, check=False))
+    assert ours.returncode == 0, ours.stderr
