@@ -177,6 +177,46 @@ def test_ctrl_c_stops_the_builds_on_the_workers(cluster, tmp_path):
         time.sleep(0.5)
 
 
+def test_a_worker_without_deb_src_says_so(tmp_path):
+    """A cluster of one worker whose apt has no deb-src (APT_CONFIG, set as the worker
+    starts): the package's line says what and which worker."""
+    (tmp_path / "parts").mkdir()
+    (tmp_path / "sources.list").write_text("")
+    (tmp_path / "apt.conf").write_text(f'Dir::Etc::sourcelist "{tmp_path}/sources.list";\n'
+                                       f'Dir::Etc::sourceparts "{tmp_path}/parts";\n')
+    preload = tmp_path / "no_deb_src.py"
+    preload.write_text(f"import os\nos.environ['APT_CONFIG'] = {str(tmp_path / 'apt.conf')!r}\n")
+    cluster = DaskCluster(tmp_path)
+    try:
+        cluster.start_scheduler()
+        cluster.start_worker("worker", "--preload", str(preload))
+        cluster.connect()
+        cluster.wait_for_workers(1)
+        (worker,) = cluster.workers()
+        proc = run_tool("allvm-debian", "build", "-scheduler", cluster.address, "-o",
+                        tmp_path / "out", PACKAGE, timeout=300)
+    finally:
+        cluster.stop_all()
+    assert proc.returncode == 1
+    assert proc.stderr.splitlines() == [
+        f"allvm-debian: {PACKAGE}: no deb-src access: apt has no source index (add a deb-src "
+        f"entry and run apt-get update) (on {worker})"]
+    assert report(tmp_path / "out", PACKAGE)["built"] is False
+
+
+def test_a_task_that_fails_as_a_task_is_its_packages_error(cluster, tmp_path):
+    """A task's own failure (on the cluster, a worker lost again and again: KilledWorker) is
+    the package's report and error line, as a failed build is."""
+    from allvm.packaging.debian_cluster import received
+
+    future = cluster.client.submit(lambda: 1 / 0, key="fails-as-a-task")
+    assert isinstance(future.exception(timeout=60), ZeroDivisionError)
+    r = received("lost", future, tmp_path)
+    assert r["error"] == ("lost: the cluster's task failed (ZeroDivisionError: division by "
+                          "zero)")
+    assert report(tmp_path, "lost") == r
+
+
 def test_an_unreachable_scheduler_is_one_line(tmp_path):
     address = f"tcp://127.0.0.1:{free_port()}"  # nothing listens there
     proc = run_tool("allvm-debian", "build", "-scheduler", address, "-o", tmp_path / "out",
