@@ -20,6 +20,7 @@ programs are put back and nothing keeps building on the workers.
 This module imports `distributed`: only the -scheduler path imports it.
 """
 
+import contextlib
 import io
 import json
 import os
@@ -165,21 +166,20 @@ def _running(worker, key) -> bool:
 
 def _wait(child: subprocess.Popen, wanted: Callable[[], bool]) -> int:
     """The child's exit status; a child no longer wanted is interrupted as Ctrl-C would
-    (SIGINT to its process group), then killed if it does not stop."""
-    while True:
+    interrupt it (SIGINT to its process group), then killed if it does not stop."""
+    while wanted():
         try:
             return child.wait(POLL_SECONDS)
         except subprocess.TimeoutExpired:
-            if wanted():
-                continue
-        for sig, wait in ((signal.SIGINT, STOP_SECONDS), (signal.SIGKILL, None)):
-            try:
-                os.killpg(child.pid, sig)
-                return child.wait(wait)
-            except subprocess.TimeoutExpired:
-                continue
-            except ProcessLookupError:
-                return child.wait()
+            continue
+    with contextlib.suppress(ProcessLookupError):  # (it has just ended by itself)
+        os.killpg(child.pid, signal.SIGINT)
+    try:
+        return child.wait(STOP_SECONDS)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(child.pid, signal.SIGKILL)
+        return child.wait()
 
 
 def _archive(directory: Path) -> bytes:
