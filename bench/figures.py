@@ -666,6 +666,106 @@ def two_hundred_runs(s: Settings, lua: dict[str, str], script: Path) -> dict:
                              "one replaces it")
 
 
+# --- figure 15: code tuned for this CPU (allready -mcpu=native); the carried allexe's size --
+
+def tuned_binary(allexe: str) -> str:
+    """`allready -mcpu=native` into figure 3's cache (beside the x86-64 binary); its path."""
+    from allvm.allexe import Allexe
+    from allvm.cache import Cache, static_binary_key
+    from allvm.native.settings import static_settings
+
+    run([tool("allready"), "-mcpu=native", allexe], env=cache_env(CACHE))
+    key = static_binary_key(Allexe.open(allexe), static_settings("native").codegen_id)
+    return Cache(str(CACHE)).static_binary_path(key)
+
+
+def payload(binary: str) -> bytes:
+    """A cached static binary without the cache's seal: the executable itself."""
+    from allvm.cache import unseal
+
+    with open(binary, "rb") as f:
+        return unseal(f.read())[0]
+
+
+def carrying_binary(allexe: str) -> str:
+    """Figure 3's static binary, rebuilt if it was cached before binaries carried their allexe
+    (the key is the same: the default settings' binary only gained the section)."""
+    from allvm.native.carry import carried_allexe
+
+    binary = static_binary_path(allexe, str(CACHE))
+    if os.path.exists(binary) and carried_allexe(payload(binary), binary) is None:
+        os.unlink(binary)
+    return static_binary(allexe, str(CACHE))
+
+
+def fig15_cpu_tuning(s: Settings) -> list[dict]:
+    """Figure 3's programs on figure 3's workloads, built for this CPU (allready -mcpu=native)
+    against the default x86-64 build, CPU time medians; a tuned binary's start (the Python
+    alley asks LLVM for the CPU) against the launcher's; and what the carried allexe costs in
+    size (against ALLVM_CARRY_IR=0's binary of the same allexe)."""
+    from allvm.native.settings import host_cpu
+
+    records = []
+    chosen = [p for p in PROGRAMS if not s.quick or p.name in ("lua", "sqlite3")]
+    cpu = host_cpu()[0]
+    for p in chosen:
+        allexe = build_program(p)["allexe"]
+        binaries = {f"allready -mcpu=native ({cpu})": tuned_binary(allexe),
+                    "allready (x86-64)": carrying_binary(allexe)}
+        args = p.workload(s)
+        results = by_label(measure([Command(label, [binary, *args], cpu_time=True)
+                                    for label, binary in binaries.items()], runs=s.runs))
+        print_table(f"fig 15: {p.name}, tuned for {cpu} (CPU time)", list(results.values()),
+                    baseline="allready (x86-64)")
+        records.append(ratio_record(f"15 {p.name}", *results.values(),
+                                    note="CPU time (user + system) of figure 3's workload"))
+    records.append(tuned_start(s, build_program(chosen[0])["allexe"]))
+    records += carried_sizes(chosen)
+    return records
+
+
+def tuned_start(s: Settings, allexe: str) -> dict:
+    """A cache hit's start: ALLVM_CPU=native (the Python alley) against the launcher's."""
+    script = WORK / "small.lua"
+    script.write_text(SMALL_LUA)
+    args = [tool("alley"), allexe, str(script)]
+    commands = [Command("ALLVM_CPU=native alley (hit)", args,
+                        env={**cache_env(CACHE), "ALLVM_CPU": "native"}),
+                Command("alley (launcher hit)", args, env=cache_env(CACHE))]
+    results = by_label(measure(commands, runs=max(5, s.runs)))
+    print_table("fig 15: a cache hit's start, tuned vs default", list(results.values()),
+                baseline="alley (launcher hit)")
+    return ratio_record("15 start (Lua)", *results.values(),
+                        note="a tuned binary's start goes through the Python alley")
+
+
+def carried_sizes(chosen: list[Program]) -> list[dict]:
+    """Each program's static binary with its allexe against ALLVM_CARRY_IR=0's."""
+    from allvm.allexe import Allexe
+    from allvm.cache import Cache, static_binary_key
+    from allvm.native.settings import OPTIMIZED
+
+    records, rows = [], []
+    bare_cache = WORK / "cache-no-ir"
+    bare_id = OPTIMIZED.replace(carry_ir=False).codegen_id
+    for p in chosen:
+        allexe = build_program(p)["allexe"]
+        run([tool("allready"), allexe], env={**cache_env(bare_cache), "ALLVM_CARRY_IR": "0"})
+        key = static_binary_key(Allexe.open(allexe), bare_id)
+        bare = len(payload(Cache(str(bare_cache)).static_binary_path(key)))
+        carrying = len(payload(carrying_binary(allexe)))
+        rows.append((p.name, os.path.getsize(allexe), bare, carrying))
+        records.append(size_record(f"15 size ({p.name})", "allready (carries its allexe)",
+                                   carrying, "ALLVM_CARRY_IR=0", bare,
+                                   note=f"the allexe: {os.path.getsize(allexe)} bytes"))
+    print("\nfig 15: the carried allexe's size cost (bytes)")
+    print(f"{'program':10} {'allexe':>10} {'binary, no IR':>14} {'binary':>10} {'cost':>8}")
+    for name, allexe_size, bare, carrying in rows:
+        print(f"{name:10} {allexe_size:>10} {bare:>14} {carrying:>10} "
+              f"{carrying / bare - 1:>+8.1%}")
+    return records
+
+
 FIGURES = [
     ("1", "alley cache-hit start overhead (launcher)", fig1_launch),
     ("2", "JIT path vs lli-14", fig2_jit),
@@ -678,4 +778,5 @@ FIGURES = [
     ("9", "the platform in IR: alltogether -platform-ir vs zig cc (-flto)", fig9_platform_ir),
     ("10", "allready on 2 Dask workers vs -j2 / -j1", fig10_cluster),
     ("11", "first runs from the fast tier, and 200 runs of a fresh allexe", fig11_tiers),
+    ("15", "-mcpu=native vs x86-64; the carried allexe's size", fig15_cpu_tuning),
 ]
