@@ -25,6 +25,14 @@ PACKAGE = "rs"
 UNKNOWN = "no-such-package-xyz"
 UNKNOWN_LINE = (f"allvm-debian: {UNKNOWN}: unknown package (no source package of that name in "
                 "bookworm's deb-src)")
+# A case of the list's beside Debian's tests: a worker that did not read the list would not run it.
+LIST = f"""[{PACKAGE}.test]
+why = "a case of ours beside Debian's tests (the workers read the list)"
+[[{PACKAGE}.test.cases]]
+name = "two-columns"
+run = "printf '1 2 3 4\\n' | {PACKAGE} 2 2"
+stdout = "1  2\\n3  4\\n"
+"""
 # What differs between two runs of one package however they ran: how long each step took, and
 # what `apt-get build-dep` had left to install on that machine at that moment.
 MACHINE_FIELDS = {"seconds", "build_seconds", "build_deps_installed"}
@@ -47,12 +55,16 @@ def cluster(tmp_path_factory):
 @pytest.fixture(scope="module")
 def runs(cluster, tmp_path_factory):
     """A local run of the package and, at the same time, a cluster run of it beside a package
-    that fails, both with -keep: (local OUT, cluster OUT, the cluster run's process)."""
+    that fails, both with -keep and a package list that adds a test case: (local OUT, cluster
+    OUT, the cluster run's process)."""
     local, remote = tmp_path_factory.mktemp("local"), tmp_path_factory.mktemp("cluster")
-    here = subprocess.Popen([tool_path("allvm-debian"), "build", "-keep", "-o", local, PACKAGE],
+    package_list = tmp_path_factory.mktemp("list") / "packages.toml"
+    package_list.write_text(LIST)
+    options = ("-keep", "-list", package_list)
+    here = subprocess.Popen([tool_path("allvm-debian"), "build", *options, "-o", local, PACKAGE],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        proc = run_tool("allvm-debian", "build", "-scheduler", cluster.address, "-keep",
+        proc = run_tool("allvm-debian", "build", "-scheduler", cluster.address, *options,
                         "-o", remote, UNKNOWN, PACKAGE, timeout=900)
         out, err = here.communicate(timeout=900)
     finally:
@@ -77,7 +89,9 @@ def report(out: Path, package: str) -> dict:
 def test_the_report_and_allexes_are_a_local_runs(runs):
     local, remote, _ = runs
     ours, theirs = report(remote, PACKAGE), report(local, PACKAGE)
-    assert ours["built"] and ours["tests"]["static"]["passed"] >= 1
+    assert ours["built"]
+    for mode in ("native", "jit", "static"):  # Debian's one test and the list's case
+        assert (ours["tests"][mode]["passed"], ours["tests"][mode]["failed"]) == (2, 0), mode
     assert comparable(ours, remote) == comparable(theirs, local)
     for program in ours["programs"]:  # the client's paths, where the files are
         assert program["allexe"].startswith(f"{remote}/{PACKAGE}/allexes/")
