@@ -194,3 +194,24 @@ def test_debians_symbols_files_never_fail_the_build(tmp_path):
     ours = subprocess.run(args, capture_output=True, text=True, cwd=tmp_path,
                           env=db.build_env(tmp_path, 1, check=False))
     assert ours.returncode == 0, ours.stderr
+
+
+def test_a_version_script_may_name_a_symbol_the_library_lacks(tmp_path):
+    """As with GNU ld: lua5.4's version script names _IO_stdin_used, which lld refuses unless
+    told; the flag reaches builds through dpkg-buildflags, as Debian's rules ask it."""
+    env = db.build_env(tmp_path, 1, check=False)
+    flags = subprocess.run(["dpkg-buildflags", "--get", "LDFLAGS"], env=env, capture_output=True,
+                           text=True, check=True).stdout.split()
+    assert "-Wl,--undefined-version" in flags
+    (tmp_path / "v.c").write_text("int f(void) { return 1; }\n")
+    (tmp_path / "v.map").write_text("V { global: f; _IO_stdin_used; local: *; };\n")
+    link = ["allcc", "-shared", "-fPIC", "v.c", "-Wl,--version-script=v.map", "-o", "libv.so"]
+    gnu = {**os.environ, "ALLVM_CC_TARGET": db.TARGET}
+    assert run_tool(*link, cwd=tmp_path, env=gnu).returncode != 0  # lld alone refuses
+    proc = run_tool(*link, *flags, cwd=tmp_path, env=gnu)
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_configure_may_run_as_root(tmp_path):
+    """gnulib's configure (coreutils) refuses root unless FORCE_UNSAFE_CONFIGURE is set."""
+    assert db.build_env(tmp_path, 1, check=False)["FORCE_UNSAFE_CONFIGURE"] == "1"
