@@ -8,7 +8,7 @@ from conftest import build_allexe, run_tool
 from allvm.allexe import Allexe
 from allvm.cache import Cache, static_binary_key
 from allvm.native import profile
-from allvm.native.settings import OPTIMIZED
+from allvm.native.settings import static_settings
 
 # A skewed branch (every 97th iteration), a switch, and calls the optimizer cannot fold away.
 SKEWED_C = r"""
@@ -65,7 +65,7 @@ def test_profile_run_caches_profiled_binary_alley_runs(tmp_path, isolated_cache)
     assert tag.startswith(b"profile ")
     identity = tag.decode().split()[1]
     own_key = static_binary_key(Allexe.open(str(allexe)),
-                                OPTIMIZED.with_profile(identity).codegen_id)
+                                static_settings().with_profile(identity).codegen_id)
     assert found == {own_key: tag}  # and the profile's own key
     binaries = {Cache(str(isolated_cache)).read_entry(
         str(isolated_cache / "static_binaries" / key))[0] for key in (default_key, own_key)}
@@ -179,3 +179,14 @@ def test_bad_profile_runs_are_one_line_errors(tmp_path, isolated_cache):
     assert (proc.returncode, proc.stderr) == (
         1, "allready: -profile-run: one ALLEXE at a time (the runs profile one program)\n")
     assert not (isolated_cache / "static_binaries").exists() or not entries(isolated_cache)
+
+
+def test_summary_cutoffs_and_weight_scaling_follow_llvm():
+    """The detailed summary takes the fewest, largest counts reaching each cutoff (as LLVM's
+    summary builder does); weights beyond 32 bits are scaled down together."""
+    rows = {cutoff: (least, seen) for cutoff, least, seen in
+            profile._detailed_summary([10, 5, 3, 1, 1])}
+    assert rows[10000] == (0, 0) and rows[500000] == (10, 1)
+    assert rows[900000] == (3, 3) and rows[999999] == (1, 4)
+    assert profile._scaled([3, 1]) == [3, 1]
+    assert profile._scaled([1 << 33, 1 << 31, 7]) == [(1 << 33) // 3, (1 << 31) // 3, 2]

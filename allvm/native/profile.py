@@ -38,7 +38,7 @@ from allvm.allexe import Allexe, pack_allexe
 from allvm.cache import Cache, static_binary_key, stored_digest
 from allvm.errors import AllvmError
 from allvm.native.build import Build, store_static_binary
-from allvm.native.settings import FAST, OPTIMIZED
+from allvm.native.settings import FAST, static_settings
 
 PROFILE_DIR_VARIABLE = "ALLVM_PROFILE_DIR"
 RUNTIME_SOURCE = os.path.join(os.path.dirname(__file__), "profile_runtime.c")
@@ -420,7 +420,7 @@ def build_profiled(allexe: Allexe, commands: list[str], cache: Cache) -> str:
         for command in commands:
             profile_run(command, programs, counts)
         profile = collect(modules, read_counts(counts))
-    settings = OPTIMIZED.with_profile(profile.identity)
+    settings = static_settings().with_profile(profile.identity)
     tag = f"{PROFILE_TAG_PREFIX}{profile.identity}".encode()
     own = cache.static_binary_path(static_binary_key(allexe, settings.codegen_id))
     found = cache.read_entry(own)
