@@ -10,6 +10,7 @@ allready; zig cc -O2 static; gcc -O2), from the same sources with the same flags
 import os
 import random
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -666,6 +667,74 @@ def two_hundred_runs(s: Settings, lua: dict[str, str], script: Path) -> dict:
                              "one replaces it")
 
 
+# --- figure 14: profiles from real runs (PGO) ------------------------------------------------
+
+# Each program's profile run on a committed workload of its own (corpus/), not the one timed.
+CORPUS_PROFILE_RUNS = {"lua": "lua5.4 {corpus}/lua_smoke.lua",
+                       "sqlite3": "sqlite3 :memory: < {corpus}/sqlite_workload.sql"}
+PGO_BASELINE = "zig cc -O2 -flto static"
+PGO_CORPUS = "allready -profile-run (corpus workload)"
+PGO_SELF = "allready -profile-run (timed workload)"
+PGO_CONTROL = "allready, default<O2> again (no profile)"
+
+
+def profiled_binary(allexe: str, command: str, cache: Path) -> str:
+    """`allready -profile-run COMMAND` into `cache`; the path of the binary alley runs."""
+    run([tool("allready"), "-profile-run", command, allexe], env=cache_env(cache))
+    return static_binary_path(allexe, str(cache))
+
+
+def reoptimized_binary(allexe: str, cache: Path) -> str:
+    """The control: the same default<O2> pipeline over the allexe, no profile, allready'd."""
+    out = str(WORK / f"{Path(allexe).stem}.O2-again.allexe")
+    if not os.path.exists(out):
+        run([tool("allopt"), "-i", allexe, "-o", out, "-f", "-passes=default<O2>"])
+    return static_binary(out, str(cache))
+
+
+def pgo_binaries(p: Program, s: Settings) -> dict[str, str]:
+    """{label: binary} of figure 14's builds of one program."""
+    built = build_program(p)
+    sources, flags = p.prepare(Path(fetch_source(p.package, str(SOURCES))))
+    lto = bench_platform_ir.lto_command(native_commands(p, sources, flags)[p.compilers["zig"]])
+    if not os.path.exists(lto[lto.index("-o") + 1]):
+        run(lto, env=zig_env())
+    corpus = CORPUS_PROFILE_RUNS[p.name].format(corpus=ROOT / "corpus")
+    timed = shlex.join([p.package, *p.workload(s)])
+    return {PGO_BASELINE: lto[lto.index("-o") + 1],
+            "allready": built["allready"],
+            PGO_CONTROL: reoptimized_binary(built["allexe"], WORK / "cache-pgo-control"),
+            PGO_CORPUS: profiled_binary(built["allexe"], corpus, WORK / "cache-pgo-corpus"),
+            PGO_SELF: profiled_binary(built["allexe"], timed, WORK / "cache-pgo-timed")}
+
+
+def fig14_profiles(s: Settings) -> list[dict]:
+    """Lua and sqlite3 optimized with profiles of real runs (allready -profile-run), timed on
+    figure 3's workloads against zig cc -O2 -flto of the same sources: profiled on a committed
+    corpus workload (another program than the one timed), and on the timed workload itself
+    (the best a profile can do here). Plain allready, and the same pipeline rerun without a
+    profile, show what the profile itself adds."""
+    records = []
+    for p in (q for q in PROGRAMS if q.name in CORPUS_PROFILE_RUNS):
+        binaries = pgo_binaries(p, s)
+        args = p.workload(s)
+        results = by_label(measure([Command(label, [binary, *args])
+                                    for label, binary in binaries.items()], runs=s.runs))
+        print_table(f"fig 14: {p.name} optimized with profiles", list(results.values()),
+                    baseline=PGO_BASELINE)
+        corpus = CORPUS_PROFILE_RUNS[p.name].format(corpus="corpus")
+        notes = {PGO_CORPUS: f"profile run: allready -profile-run '{corpus}'; timed on figure "
+                             "3's workload",
+                 PGO_SELF: "profile run: the timed workload itself (figure 3's): an upper "
+                           "bound"}
+        for label, note in notes.items():
+            records.append(ratio_record(f"14 {p.name}", results[label], results[PGO_BASELINE],
+                                        goal="≤ 0.85×", goal_max=0.85, note=note))
+            records.append(ratio_record(f"14 {p.name}", results[label], results[PGO_CONTROL],
+                                        note=f"{note}; what the profile adds"))
+    return records
+
+
 # --- figure 15: code tuned for this CPU (allready -mcpu=native); the carried allexe's size --
 
 def tuned_binary(allexe: str) -> str:
@@ -778,5 +847,6 @@ FIGURES = [
     ("9", "the platform in IR: alltogether -platform-ir vs zig cc (-flto)", fig9_platform_ir),
     ("10", "allready on 2 Dask workers vs -j2 / -j1", fig10_cluster),
     ("11", "first runs from the fast tier, and 200 runs of a fresh allexe", fig11_tiers),
+    ("14", "profiles from real runs (allready -profile-run) vs zig cc -O2 -flto", fig14_profiles),
     ("15", "-mcpu=native vs x86-64; the carried allexe's size", fig15_cpu_tuning),
 ]
