@@ -215,3 +215,18 @@ def test_a_version_script_may_name_a_symbol_the_library_lacks(tmp_path):
 def test_configure_may_run_as_root(tmp_path):
     """gnulib's configure (coreutils) refuses root unless FORCE_UNSAFE_CONFIGURE is set."""
     assert db.build_env(tmp_path, 1, check=False)["FORCE_UNSAFE_CONFIGURE"] == "1"
+
+
+def test_no_multilib_packages_are_built(tmp_path):
+    """zlib's lib32z1 (`gcc -m32`) is left out by Debian's own profile for it, nobiarch."""
+    (tmp_path / "debian").mkdir()
+    (tmp_path / "debian" / "control").write_text(
+        "Source: zz\nBuild-Depends: debhelper-compat (= 13)\n\nPackage: z1\n"
+        "Architecture: any\nDescription: d\n d\n\nPackage: lib32z1\nArchitecture: any\n"
+        "Build-Profiles: <!nobiarch>\nDescription: d\n d\n")
+    env = db.build_env(tmp_path, 1, check=False)
+    listed = subprocess.run(["dh_listpackages"], cwd=tmp_path, env=env, capture_output=True,
+                            text=True)
+    assert listed.stdout.split() == ["z1"], listed.stderr
+    assert "lib32z1" in subprocess.run(["dh_listpackages"], cwd=tmp_path, capture_output=True,
+                                       text=True).stdout  # without the profile

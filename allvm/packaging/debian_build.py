@@ -153,6 +153,10 @@ def build_env(compilers: Path, jobs: int, *, check: bool) -> dict[str, str]:
     # gnulib's configure refuses to run as root (coreutils) unless told; Debian's builders
     # build as a user, allvm-debian as root (apt-get build-dep needs it).
     env["FORCE_UNSAFE_CONFIGURE"] = "1"
+    # Debian's profile for no multilib packages (zlib's lib32z1 is built with `gcc -m32`): the
+    # wrappers compile for x86_64 only, and allexes are of this architecture's programs.
+    env["DEB_BUILD_PROFILES"] = " ".join(dict.fromkeys(
+        [*env.get("DEB_BUILD_PROFILES", "").split(), "nobiarch"]))
     env.update(PATH=os.pathsep.join([str(compilers), *SYSTEM_PATH, str(BIN)]),
                CC=str(compilers / "gcc"), CXX=str(compilers / "g++"),
                DEB_BUILD_OPTIONS=" ".join(options), ALLVM_CC_TARGET=TARGET, LC_ALL="C.UTF-8")
