@@ -72,6 +72,7 @@ def test_profile_run_caches_profiled_binary_alley_runs(tmp_path, isolated_cache)
     assert len(binaries) == 1
     run = run_tool("alley", allexe, "3000")
     assert (run.returncode, run.stdout) == (0, expected_output(3000))
+    assert not list((isolated_cache / "objects").iterdir())  # a cache hit: nothing compiled
     # A plain allready keeps the profiled binary.
     assert run_tool("allready", allexe).returncode == 0
     assert entries(isolated_cache)[default_key] == tag
