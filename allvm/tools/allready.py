@@ -13,7 +13,8 @@ tool = Tool(
     "it directly. Several allexes are built in parallel; one failure does not stop the rest.",
     "examples:\n  allready wc.allexe cksum.allexe -j 2\n"
     "  allready -system /usr/local/bin/*.allexe   # as root: native starts for every user\n"
-    "  allready -mcpu=native lua.allexe && ALLVM_CPU=native alley lua.allexe script.lua\n\n"
+    "  allready -mcpu=native lua.allexe && ALLVM_CPU=native alley lua.allexe script.lua\n"
+    "  allready -profile-run 'lua bench.lua' lua.allexe   # optimized with a profile of a run\n\n"
     "Each binary carries its allexe (.allvm.allexe section: all-info BINARY lists it,\n"
     "bc2allvm -from-binary recovers it); ALLVM_CARRY_IR=0 leaves it out.",
 )
