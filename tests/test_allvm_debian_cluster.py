@@ -56,21 +56,49 @@ def cluster(tmp_path_factory):
 def runs(cluster, tmp_path_factory):
     """A local run of the package and, at the same time, a cluster run of it beside a package
     that fails, both with -keep and a package list that adds a test case: (local OUT, cluster
-    OUT, the cluster run's process)."""
+    OUT, the cluster run's process, the package keys on the scheduler once the failed
+    package's results were in)."""
     local, remote = tmp_path_factory.mktemp("local"), tmp_path_factory.mktemp("cluster")
     package_list = tmp_path_factory.mktemp("list") / "packages.toml"
     package_list.write_text(LIST)
-    options = ("-keep", "-list", package_list)
+    options = ("-keep", "-list", str(package_list))
     here = subprocess.Popen([tool_path("allvm-debian"), "build", *options, "-o", local, PACKAGE],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    there = subprocess.Popen([tool_path("allvm-debian"), "build", "-scheduler", cluster.address,
+                              *options, "-o", remote, UNKNOWN, PACKAGE],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        proc = run_tool("allvm-debian", "build", "-scheduler", cluster.address, *options,
-                        "-o", remote, UNKNOWN, PACKAGE, timeout=900)
+        held = keys_once_received(cluster, remote / UNKNOWN / "report.json", there)
+        stdout, stderr = there.communicate(timeout=900)
+        proc = subprocess.CompletedProcess(there.args, there.returncode, stdout, stderr)
         out, err = here.communicate(timeout=900)
     finally:
         here.kill()
+        there.kill()
     assert here.returncode == 0, out[-3000:] + err
-    return local, remote, proc
+    return local, remote, proc, held
+
+
+def package_keys(cluster: DaskCluster) -> list[str]:
+    return cluster.client.run_on_scheduler(
+        lambda dask_scheduler: [str(k) for k in dask_scheduler.tasks
+                                if str(k).startswith("package-")])
+
+
+def keys_once_received(cluster: DaskCluster, report: Path, run: subprocess.Popen) -> list[str]:
+    """The package keys the scheduler holds once the client has written `report`, given a few
+    seconds to release that package's."""
+    deadline = time.monotonic() + 300
+    while not report.exists():
+        assert run.poll() is None and time.monotonic() < deadline, run.poll()
+        time.sleep(0.1)
+    settled = time.monotonic() + 10
+    while True:
+        keys = package_keys(cluster)
+        if not any(k.startswith(f"package-{UNKNOWN}-") for k in keys) \
+                or time.monotonic() > settled:
+            return keys
+        time.sleep(0.1)
 
 
 def comparable(value, out: Path):
@@ -87,7 +115,7 @@ def report(out: Path, package: str) -> dict:
 
 
 def test_the_report_and_allexes_are_a_local_runs(runs):
-    local, remote, _ = runs
+    local, remote, *_ = runs
     ours, theirs = report(remote, PACKAGE), report(local, PACKAGE)
     assert ours["built"]
     for mode in ("native", "jit", "static"):  # Debian's one test and the list's case
@@ -102,7 +130,7 @@ def test_the_report_and_allexes_are_a_local_runs(runs):
 
 
 def test_keep_brings_the_build_tree_back(runs):
-    local, remote, _ = runs
+    local, remote, *_ = runs
     assert {p.name for p in (remote / PACKAGE).iterdir()} == {
         p.name for p in (local / PACKAGE).iterdir()} >= {"src", "root", "cache-static"}
     tree = sorted(str(p.relative_to(remote)) for p in (remote / PACKAGE / "src").rglob("*"))
@@ -110,7 +138,7 @@ def test_keep_brings_the_build_tree_back(runs):
 
 
 def test_a_failing_package_stops_none_of_the_others(runs):
-    _, remote, proc = runs
+    _, remote, proc, _ = runs
     assert proc.returncode == 1
     assert proc.stderr.splitlines() == [UNKNOWN_LINE], proc.stderr
     assert report(remote, UNKNOWN)["error"] == UNKNOWN_LINE.removeprefix("allvm-debian: ")
@@ -120,8 +148,15 @@ def test_a_failing_package_stops_none_of_the_others(runs):
                                             f"{remote}/report.md")
 
 
+def test_a_packages_results_leave_the_cluster_once_received(runs):
+    """A 10,000-package run must not hold every package's archive on the workers."""
+    *_, held = runs
+    assert not [k for k in held if k.startswith(f"package-{UNKNOWN}-")], held
+    assert [k for k in held if k.startswith(f"package-{PACKAGE}-")], held  # still building
+
+
 def test_the_workers_progress_comes_to_the_client(runs):
-    _, remote, proc = runs
+    _, remote, proc, _ = runs
     lines = proc.stdout.splitlines()
     log = remote / PACKAGE / "build.log"
     assert f"[{PACKAGE}] building with dpkg-buildpackage (log: {log})" in lines
@@ -156,9 +191,7 @@ def wait_for(lines: queue.Queue, text: str, seconds: float) -> None:
 def builds_left(cluster: DaskCluster) -> list[str]:
     """The package tasks the scheduler holds, the scratch directories of builds on the workers,
     and the processes working in them."""
-    tasks = cluster.client.run_on_scheduler(
-        lambda dask_scheduler: [str(k) for k in dask_scheduler.tasks
-                                if str(k).startswith("package-")])
+    tasks = package_keys(cluster)
     scratch = [str(p) for p in cluster.directory.glob("worker-*/**/allvm-debian-*")]
     working = []
     for cwd in Path("/proc").glob("[0-9]*/cwd"):

@@ -79,7 +79,9 @@ class PackageCluster:
             futures[future] = name
         for future in as_completed(futures, loop=self.cluster.client.loop):
             self.cluster.futures.discard(future)
-            yield received(futures[future], future, out_root)
+            report = received(futures.pop(future), future, out_root)
+            future.release()  # its archive leaves the worker's memory
+            yield report
 
 
 def _say(event: tuple) -> None:
