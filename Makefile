@@ -42,10 +42,15 @@ $(LAUNCHER): $(INSTALLED) allvm/launcher.c allvm/launcher.py allvm/cache.py allv
 # Debian's clang-14 makes the LLVM-4-era-style bitcode the old-input tests load; its
 # llvm-as-14 writes bitcode with old debug info (tests/test_old_ir.py); its libFuzzer, ASan and
 # UBSan runtimes (libclang-rt-14-dev) build the launcher's fuzzer (tests/test_fuzz_launcher.py).
+# libstdc++'s headers and Boost.Program_options: a gnu C++ program using a Debian C++ library
+# (tests/test_gnu_cxx.py).
 $(TEST_DEPS): Makefile
 	command -v clang-14 >/dev/null && command -v llvm-as-14 >/dev/null && \
 		test -f "$$(clang-14 --print-runtime-dir)/libclang_rt.fuzzer-x86_64.a" || \
 		{ apt-get update -q && apt-get install -y -q clang-14 llvm-14 libclang-rt-14-dev; }
+	test -f /usr/include/boost/program_options.hpp && test -d /usr/include/c++/12 || \
+		{ apt-get update -q && apt-get install -y -q libboost-program-options-dev \
+		libstdc++-12-dev; }
 	touch $@
 
 # The platform as IR (alltogether -platform-ir): musl as bitcode and the native runtime, built

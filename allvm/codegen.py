@@ -76,7 +76,8 @@ def compile_object(bitcode: bytes, name: str,
 def compile_module(bitcode: bytes, name: str,
                    settings: CodegenSettings = OPTIMIZED) -> tuple[bytes, Needs]:
     """One module's native object, and what it needs from the platform (its target triple,
-    whether the C++ runtime, whether it carries its libc in IR)."""
+    which C++ runtime, whether it carries its libc in IR)."""
+    from allvm.platform.cxx import object_dependent_libraries
     from allvm.platform.libc_ir import is_platform_ir
 
     # Its own LLVM context: the module, and all it interned, go when the call returns.
@@ -90,8 +91,11 @@ def compile_module(bitcode: bytes, name: str,
     # musl programs link statically (no PIE); glibc ones as position-independent executables.
     machine = target_machine(triple, name, settings, reloc="pic" if is_gnu(triple) else "static")
     _, declared = module_symbols(module)
-    return emit_object(machine, module), Needs.of_module(triple, declared,
-                                                         libc_ir=is_platform_ir(module))
+    obj = emit_object(machine, module)
+    # The dependent libraries are read back from the object (`.deplibs`): llvmlite gives no
+    # access to the module's named metadata short of printing the whole module.
+    return obj, Needs.of_module(triple, declared, libc_ir=is_platform_ir(module),
+                                dependent_libraries=object_dependent_libraries(obj))
 
 
 def _compile_for_inprocess(bitcode: bytes, name: str,

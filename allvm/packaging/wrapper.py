@@ -16,6 +16,18 @@ debhelper compare it with the build architecture). The `-L` directories of a lin
 in the output's `.llvm_bc_libdirs` section, so extraction finds the library the program was
 linked against. Options this compiler cannot honour are dropped with a note (DROPPED_OPTIONS):
 a build's flags never fail the build for that alone.
+
+C++ for the gnu target is Debian's: compiled against libstdc++'s headers (g++'s
+`/usr/include/c++/12`..., in place of zig's libc++) and linked against Debian's
+libstdc++.so.6 and libgcc_s.so.1, dynamically, as g++ links them, so a program passes a
+`std::string` to a Debian C++ library (Boost...) and catches its exceptions. zig's driver
+puts its own libc's headers ahead of any `-isystem`, and libstdc++'s must come first (its
+`<cmath>`/`<math.h>` wrap the libc's with `#include_next`): they are `-I` directories after
+the build's own (every libstdc++ header says `#pragma GCC system_header`, so they stay system
+headers). zig takes `-lstdc++` for its libc++: a link gets `-nostdlib++` and the libraries by
+path instead. Each C++ translation unit names libstdc++ as a dependent library (in its
+bitcode and object), so its module tells the platform which C++ runtime to link
+(allvm.platform.cxx). The musl target keeps zig's libc++, static.
 """
 
 import os
@@ -34,6 +46,7 @@ CXX_SUFFIXES = {".cc": "c++", ".cp": "c++", ".cpp": "c++", ".cxx": "c++", ".c++"
                 ".C": "c++", ".CPP": "c++", ".ii": "c++"}
 ASM_SUFFIXES = {".s": "assembler", ".S": "assembler-with-cpp", ".sx": "assembler-with-cpp"}
 IR_LANGUAGES = {"c", "c++", "cpp-output", "c++-cpp-output"}
+CXX_LANGUAGES = {"c++", "c++-cpp-output", "c++-header"}
 
 # Options whose value is the next argument (when not joined to them).
 _WITH_VALUE = {
@@ -50,6 +63,11 @@ _NO_OBJECT = {"-E", "-M", "-MM", "-S", "-fsyntax-only", "-emit-llvm", "-###", "-
 _DEPENDENCY = {"-MD", "-MMD", "-MP", "-MG"}
 # Links that make no executable: they get no platform objects.
 _NOT_EXECUTABLE = {"-shared", "-r", "-nostdlib", "-nodefaultlibs", "-nostartfiles"}
+# Options that stop the compiler before a link (besides -print-*): no C++ runtime to add.
+_NO_LINK = {"-c", "-E", "-M", "-MM", "-S", "-fsyntax-only", "-emit-llvm", "--version",
+            "-dumpversion", "-dumpmachine", "--help"}
+# Links that get no C++ standard library from g++ (nor, then, from allc++).
+_NO_CXX_LIBRARY = {"-nostdlib", "-nodefaultlibs", "-nostdlib++", "-r"}
 # Linker-only options, left out of the compile steps of a compile-and-link call.
 _LINK_ONLY = {"-shared", "-static", "-rdynamic", "-s", "-pie", "-no-pie", "-nostdlib",
               "-nostartfiles", "-nodefaultlibs"}
@@ -86,12 +104,6 @@ GNU_WARNINGS_NOT_ERRORS = ["-Wno-error=used-but-marked-unused",
                            "-Wno-error=int-conversion",
                            "-Wno-error=incompatible-function-pointer-types",
                            "-Wno-error=incompatible-pointer-types", "-Wno-error=date-time"]
-# What C++17 removed and libc++ then leaves out, while libstdc++ — the C++ library of the
-# gcc the gnu target stands in for — still has it (deprecated): `std::unary_function` and
-# `binary_function` (idba's hashes, Boost 1.74's headers), `auto_ptr`, `random_shuffle`, the
-# old binders, `set_unexpected`. No effect on C.
-GNU_CXX17_REMOVED_KEPT = [f"-D_LIBCPP_ENABLE_CXX17_REMOVED_{feature}" for feature in (
-    "UNARY_BINARY_FUNCTION", "AUTO_PTR", "RANDOM_SHUFFLE", "BINDERS", "UNEXPECTED_FUNCTIONS")]
 
 
 class Source:
@@ -153,6 +165,27 @@ class Invocation:
 
     def has(self, *names: str) -> bool:
         return any(option[0] in names for option in self.options)
+
+    @property
+    def chooses_target(self) -> bool:
+        """Whether the command names its own target (allcc then adds none of its own)."""
+        return self.has("-target", "--target") or any(o[0].startswith("--target=")
+                                                      for o in self.options)
+
+    @property
+    def uses_libstdcxx(self) -> bool:
+        """Whether its C++ is Debian's libstdc++'s: the gnu target, not one it chose."""
+        return is_gnu(target()) and not self.chooses_target
+
+    @property
+    def has_cxx(self) -> bool:
+        return any(source.language in CXX_LANGUAGES for source in self.inputs)
+
+    @property
+    def links(self) -> bool:
+        """Whether the command ends in a link (of whatever it compiles first)."""
+        return bool(self.inputs) and not (self.has(*_NO_LINK) or any(
+            o[0].startswith("-print-") for o in self.options))
 
     @property
     def produces_object(self) -> bool:
@@ -223,21 +256,64 @@ def base_options(invocation: Invocation) -> list[str]:
     """What allcc adds in front of the user's flags: the target (unless the user chose one),
     and no sanitizers: zig turns UBSan on by default in unoptimized builds, which a drop-in
     `cc` must not do (its runtime is not part of the allexe platform)."""
-    chosen = invocation.has("-target", "--target") or any(
-        o[0].startswith("--target=") for o in invocation.options)
+    chosen = invocation.chooses_target
     options = [] if chosen else ["-target", compile_target(invocation)]
     if not chosen and is_gnu(target()):
         options += [a for d in HOST_INCLUDE_DIRS for a in ("-idirafter", d)]
-        options += GNU_WARNINGS_NOT_ERRORS + GNU_CXX17_REMOVED_KEPT
+        options += GNU_WARNINGS_NOT_ERRORS
     return options + ["-fno-sanitize=undefined"]
+
+
+def libstdcxx_compile_options(invocation: Invocation, cxx_source: bool) -> list[str]:
+    """What a compile of C++ for the gnu target adds after the build's own options: libstdc++'s
+    headers instead of libc++'s, and libstdc++ as the unit's dependent library."""
+    if not (cxx_source and invocation.uses_libstdcxx):
+        return []
+    from allvm.platform import cxx
+
+    return ["-nostdinc++", *(f"-I{d}" for d in cxx.libstdcxx_include_dirs()),
+            "-Xclang", f"--dependent-lib={cxx.libstdcxx_path()}"]
+
+
+def libstdcxx_link_options(invocation: Invocation, cxx: bool) -> list[str]:
+    """What a link by allc++ for the gnu target adds at its end, as g++ links: not zig's
+    libc++ but Debian's libstdc++ (by path: see above); nothing for links g++ would give no
+    C++ library either (-nostdlib, -r...)."""
+    if not (cxx and invocation.uses_libstdcxx and invocation.links) or invocation.has(
+            *_NO_CXX_LIBRARY):
+        return []
+    from allvm.platform import cxx as runtime
+
+    return ["-nostdlib++", *runtime.libstdcxx_libraries()]
+
+
+def with_libstdcxx_by_path(argv: list[str]) -> list[str]:
+    """The command line with `-lstdc++` (which zig links as its libc++) as Debian's libstdc++
+    and libgcc_s by path, for the gnu target."""
+    if "-lstdc++" not in argv and not any(
+            a == "-l" and b == "stdc++" for a, b in zip(argv, argv[1:], strict=False)):
+        return argv
+    from allvm.platform import cxx
+
+    libraries = cxx.libstdcxx_libraries()
+    out, skip = [], False
+    for i, arg in enumerate(argv):
+        if skip:
+            skip = False
+        elif arg == "-lstdc++":
+            out += ["-nostdlib++", *libraries]
+        elif arg == "-l" and argv[i + 1:i + 2] == ["stdc++"]:
+            out += ["-nostdlib++", *libraries]
+            skip = True
+        else:
+            out.append(arg)
+    return out
 
 
 def host_library_options(invocation: Invocation) -> list[str]:
     """The host's library directories, searched after the link's own, for a link for the gnu
     target (zig's driver resolves `-lz` through them)."""
-    chosen = invocation.has("-target", "--target") or any(
-        o[0].startswith("--target=") for o in invocation.options)
-    if chosen or not is_gnu(target()) or invocation.has("-c", *_NO_OBJECT):
+    if not invocation.uses_libstdcxx or invocation.has("-c", *_NO_OBJECT):
         return []
     return [f"-L{d}" for d in HOST_LIBRARY_DIRS]
 
@@ -273,12 +349,13 @@ def compile_source(invocation: Invocation, source: Source, object_path: str, bit
     The two compiles run at the same time; the user sees the object compile's diagnostics only.
     """
     base = base_options(invocation)
+    after = libstdcxx_compile_options(invocation, source.language in CXX_LANGUAGES)
     quiet = None
     if source.has_ir:
-        quiet = zig_cc(cxx, [*base, *invocation.compile_options(for_bitcode=True), "-w", "-c",
-                             "-emit-llvm", *source.args(), "-o", bitcode],
+        quiet = zig_cc(cxx, [*base, *invocation.compile_options(for_bitcode=True), *after,
+                             "-w", "-c", "-emit-llvm", *source.args(), "-o", bitcode],
                        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    status = zig_cc(cxx, [*base, *invocation.compile_options(for_bitcode=False), "-c",
+    status = zig_cc(cxx, [*base, *invocation.compile_options(for_bitcode=False), *after, "-c",
                           *source.args(), "-o", object_path]).wait()
     if quiet is not None:
         _, errors = quiet.communicate()
@@ -339,6 +416,7 @@ def compile_and_link(invocation: Invocation, cxx: bool) -> int:
         return zig_cc(cxx, [*base_options(invocation), *invocation.link_options(),
                             "-Qunused-arguments", *link_inputs,
                             *platform_link_args(invocation),
+                            *libstdcxx_link_options(invocation, cxx),
                             *host_library_options(invocation), "-o", output]).wait()
 
 
@@ -347,7 +425,9 @@ def pass_through(argv: list[str], cxx: bool, *, link: bool = False) -> int:
     of objects, which gets the platform's additions."""
     invocation = Invocation(argv, cxx)
     extra = platform_link_args(invocation) if link else []
-    return zig_cc(cxx, [*base_options(invocation), *argv, *extra,
+    return zig_cc(cxx, [*base_options(invocation), *argv,
+                        *libstdcxx_compile_options(invocation, invocation.has_cxx), *extra,
+                        *libstdcxx_link_options(invocation, cxx),
                         *host_library_options(invocation)]).wait()
 
 
@@ -398,6 +478,8 @@ def main(argv: list[str], cxx: bool) -> int:
     if argv == ["-dumpmachine"]:
         print(machine())
         return 0
+    if Invocation(argv, cxx).uses_libstdcxx:
+        argv = with_libstdcxx_by_path(argv)
     invocation = Invocation(argv, cxx)
     if not invocation.inputs or not invocation.produces_object:
         return pass_through(argv, cxx)

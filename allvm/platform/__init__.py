@@ -5,8 +5,9 @@ a `*-linux-gnu` program links dynamically against the host glibc. On top of the 
 
 - the libc fixes (allvm.platform.libc), musl programs only: musl's behaviour where zig's libc
   differs from it;
-- the C++ runtime (allvm.platform.cxx): libc++, libc++abi and libunwind, for the programs
-  whose code references them, and only for those.
+- the C++ runtime (allvm.platform.cxx), for the programs whose code needs one, and only for
+  those: libc++, libc++abi and libunwind (static), or for gnu programs compiled against
+  Debian's libstdc++, its libstdc++.so.6 and libgcc_s.so.1 (dynamic); never both.
 
 A program that carries its libc in IR (`alltogether -platform-ir`, allvm.platform.libc_ir) is
 linked with the native runtime only.
@@ -21,19 +22,23 @@ from allvm.errors import AllvmError
 from allvm.platform import cxx, libc
 from allvm.toolchain import GNU_TARGET, MUSL_TARGET, is_gnu, zig_link
 
-# The words a cached object's tag adds to its triple.
-_CXX, _LIBC_IR = "c++", "libc-ir"
+# The words a cached object's tag adds to its triple (`c++`: libc++, as before libstdc++ was
+# one of the runtimes).
+_TAG_WORDS = {cxx.LIBCXX: "c++", cxx.LIBSTDCXX: "libstdc++"}
+_RUNTIMES = {word: runtime for runtime, word in _TAG_WORDS.items()}
+_LIBC_IR = "libc-ir"
 
 
 class Needs:
     """What code needs from the platform: the target triple's libc (or, when the code carries
-    its libc in IR, only the native runtime), and maybe the C++ runtime.
+    its libc in IR, only the native runtime), and maybe a C++ runtime (`cxx`: cxx.LIBCXX,
+    cxx.LIBSTDCXX, or "" for none).
 
     (A plain class: alley's warm start imports this module, dataclasses would cost it ms.)"""
 
     __slots__ = ("triple", "cxx", "libc_ir")
 
-    def __init__(self, triple: str, cxx: bool = False, libc_ir: bool = False):
+    def __init__(self, triple: str, cxx: str = "", libc_ir: bool = False):
         self.triple = triple
         self.cxx = cxx
         self.libc_ir = libc_ir
@@ -45,30 +50,36 @@ class Needs:
         return self.triple, self.cxx, self.libc_ir
 
     def __repr__(self) -> str:
-        return f"Needs({self.triple!r}, cxx={self.cxx}, libc_ir={self.libc_ir})"
+        return f"Needs({self.triple!r}, cxx={self.cxx!r}, libc_ir={self.libc_ir})"
 
     def tag(self) -> bytes:
-        """The form stored with a cached object: the triple, then ` c++` and ` libc-ir` if
-        needed."""
-        words = [self.triple, *([_CXX] if self.cxx else []), *([_LIBC_IR] if self.libc_ir else [])]
+        """The form stored with a cached object: the triple, then the C++ runtime's word
+        (` c++` or ` libstdc++`) and ` libc-ir` if needed."""
+        words = [self.triple, *([_TAG_WORDS[self.cxx]] if self.cxx else []),
+                 *([_LIBC_IR] if self.libc_ir else [])]
         return " ".join(words).encode()
 
     @classmethod
     def from_tag(cls, tag: bytes) -> "Needs":
         triple, *words = tag.decode().split(" ")
-        return cls(triple, _CXX in words, _LIBC_IR in words)
+        runtime = next((_RUNTIMES[word] for word in words if word in _RUNTIMES), "")
+        return cls(triple, runtime, _LIBC_IR in words)
 
     @classmethod
-    def of_module(cls, triple: str, declared, libc_ir: bool = False) -> "Needs":
-        """A module's needs, from its triple, the external names it declares, and whether it
-        carries its libc in IR."""
-        return cls(triple, cxx.uses_runtime(declared), libc_ir)
+    def of_module(cls, triple: str, declared, libc_ir: bool = False,
+                  dependent_libraries=()) -> "Needs":
+        """A module's needs, from its triple, the external names it declares, whether it
+        carries its libc in IR, and the libraries it names as dependent libraries."""
+        return cls(triple, cxx.runtime_of(declared, dependent_libraries), libc_ir)
 
 
 def program_needs(modules: list[Needs]) -> Needs:
-    """A whole program's needs: its main module's (the first) triple, the C++ runtime if any
-    module needs it, only the native runtime if it carries its libc in IR."""
-    return Needs(modules[0].triple, any(m.cxx for m in modules), any(m.libc_ir for m in modules))
+    """A whole program's needs: its main module's (the first) triple, a C++ runtime if any
+    module needs one (libstdc++ if any module needs it: one runtime per program), only the
+    native runtime if it carries its libc in IR."""
+    runtimes = {m.cxx for m in modules}
+    runtime = next((r for r in (cxx.LIBSTDCXX, cxx.LIBCXX) if r in runtimes), "")
+    return Needs(modules[0].triple, runtime, any(m.libc_ir for m in modules))
 
 
 def _host_glibc() -> str:
@@ -96,13 +107,16 @@ def link_flags(needs: Needs) -> list[str]:
 def link_inputs(objects: list[str], needs: Needs) -> list[str]:
     """A program's objects with what the platform links around them: the native runtime
     (start files before, archives after) for a program with its libc in IR, the libc fixes
-    after a musl program's."""
+    after a musl program's; Debian's C++ runtime after a gnu program's that needs
+    libstdc++."""
     if needs.libc_ir:
         from allvm.platform.libc_ir import native_runtime
 
         start, archives = native_runtime()
         return [start, *objects, *archives]
-    return objects if is_gnu(needs.triple) else [*objects, libc.fix_object()]
+    if is_gnu(needs.triple):
+        return [*objects, *(cxx.libstdcxx_libraries() if needs.cxx == cxx.LIBSTDCXX else [])]
+    return [*objects, libc.fix_object()]
 
 
 def link_executable(objects: list[str], needs: Needs, output: str) -> None:
@@ -110,7 +124,7 @@ def link_executable(objects: list[str], needs: Needs, output: str) -> None:
     neither the program nor the platform defines is the loader's classic error."""
     try:
         zig_link(link_flags(needs), link_inputs(objects, needs), output,
-                 driver=cxx.DRIVER if needs.cxx else "cc")
+                 driver=cxx.DRIVER if needs.cxx == cxx.LIBCXX else "cc")
     except AllvmError as e:
         import re
 
@@ -154,5 +168,5 @@ def warm() -> None:
                     f.write(text)
                 run_zig(driver, ["-target", triple, "-O2", "-c", src, "-o", obj],
                         "warming the platform", cwd="/")
-                link_executable([obj], Needs(triple, driver == cxx.DRIVER),
+                link_executable([obj], Needs(triple, cxx.LIBCXX if driver == cxx.DRIVER else ""),
                                 os.path.join(tmp, "warm"))
