@@ -26,16 +26,21 @@ $(INSTALLED): pyproject.toml
 	touch $@
 
 # zig builds its libc and the C++ runtime from source on a link's first use (a few minutes on
-# 2 cores): every link the tools make (JIT path, allready, gnu; C and C++) is made once, here.
-$(PLATFORM_WARM): $(INSTALLED) allvm/platform/__init__.py
+# 2 cores): every link the tools make (JIT path, allready, gnu; C and C++) is made once, here,
+# with the platform's own objects (libc fixes, string functions, and the allocator: mimalloc,
+# whose Debian source apt-get fetches, hence the deb-src entry).
+PLATFORM_SOURCES := allvm/platform/libc.py allvm/platform/malloc.py allvm/platform/strings.py
+$(PLATFORM_WARM): $(INSTALLED) allvm/platform/__init__.py $(PLATFORM_SOURCES)
 	@echo "Warming the platform: zig's libc and C++ runtime builds (once, a few minutes)..."
+	$(PY) -c 'from allvm.packaging.debian import ensure_deb_src; ensure_deb_src()'
 	$(PY) -m allvm.platform
 	touch $@
 
 # alley's native launcher (allvm/launcher.c), in place of the alley script pip installs;
 # rebuilt when it or the formats it shares with the Python side change.
 $(LAUNCHER): $(INSTALLED) allvm/launcher.c allvm/launcher.py allvm/cache.py allvm/allexe.py \
-		allvm/bitcode.py allvm/execute.py allvm/__init__.py allvm/native/settings.py
+		allvm/bitcode.py allvm/execute.py allvm/__init__.py allvm/native/settings.py \
+		$(PLATFORM_SOURCES)
 	$(PY) -m allvm.launcher
 	touch $@
 
@@ -55,8 +60,8 @@ $(TEST_DEPS): Makefile
 
 # The platform as IR (alltogether -platform-ir): musl as bitcode and the native runtime, built
 # once per zig into zig's cache (about three minutes on 2 cores; rebuilt when zig, the build or
-# the libc fixes change).
-$(PLATFORM_IR): $(PLATFORM_WARM) allvm/platform/libc_ir.py allvm/platform/libc.py
+# the platform's own members -- libc fixes, string functions, allocator -- change).
+$(PLATFORM_IR): $(PLATFORM_WARM) allvm/platform/libc_ir.py $(PLATFORM_SOURCES)
 	$(PY) -m allvm.platform.libc_ir
 	touch $@
 

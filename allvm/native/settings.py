@@ -40,6 +40,25 @@ CPU_VARIABLE = "ALLVM_CPU"
 CARRY_VARIABLE = "ALLVM_CARRY_IR"
 BASELINE_CPU = "x86-64"
 NATIVE_CPU = "native"
+# The platform a program is linked with (allvm/platform/: the libc fixes, the allocator and its
+# pinned source, the string functions) is named by its sources' content, so that a binary
+# linked with another platform is never reused.
+PLATFORM_SOURCES = ("libc.py", "malloc.py", "strings.py")
+
+
+def platform_id() -> str:
+    """A digest of the platform's sources (read, not imported: alley's cache-hit path)."""
+    from _blake2 import blake2b
+
+    digest = blake2b(digest_size=8)
+    platform = os.path.join(os.path.dirname(os.path.dirname(__file__)), "platform")
+    for name in PLATFORM_SOURCES:
+        with open(os.path.join(platform, name), "rb") as f:
+            digest.update(f.read())
+    return digest.hexdigest()
+
+
+PLATFORM_ID = platform_id()
 
 
 class CodegenSettings:
@@ -60,7 +79,7 @@ class CodegenSettings:
         """The cache's name for these settings and this toolchain (versions included)."""
         cpu = f"{self.cpu} {self.features}" if self.features else self.cpu
         base = (f"allvm-py {__version__}; cache format {CACHE_FORMAT}; LLVM {LLVM_VERSION}; "
-                f"zig {ZIG_VERSION}; cpu {cpu}; O{self.opt_level}")
+                f"zig {ZIG_VERSION}; platform {PLATFORM_ID}; cpu {cpu}; O{self.opt_level}")
         if not self.carry_ir:  # (named only when off: the default key stays as it was)
             base = f"{base}; binary without its allexe"
         if self.tier != "optimized":

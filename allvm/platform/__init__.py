@@ -5,6 +5,9 @@ a `*-linux-gnu` program links dynamically against the host glibc. On top of the 
 
 - the libc fixes (allvm.platform.libc), musl programs only: musl's behaviour where zig's libc
   differs from it;
+- the allocator (allvm.platform.malloc) and string functions (allvm.platform.strings), musl
+  programs only: mimalloc behind malloc and free, SSE2 strlen, memchr, strcmp..., in place
+  of zig's;
 - the C++ runtime (allvm.platform.cxx), for the programs whose code needs one, and only for
   those: libc++, libc++abi and libunwind (static), or for gnu programs compiled against
   Debian's libstdc++, its libstdc++.so.6 and libgcc_s.so.1 (dynamic); never both.
@@ -19,7 +22,7 @@ objects needs no look at the IR.
 import os
 
 from allvm.errors import AllvmError
-from allvm.platform import cxx, libc
+from allvm.platform import cxx, libc, malloc, strings
 from allvm.toolchain import GNU_TARGET, MUSL_TARGET, is_gnu, zig_link
 
 # The words a cached object's tag adds to its triple (`c++`: libc++, as before libstdc++ was
@@ -107,8 +110,8 @@ def link_flags(needs: Needs) -> list[str]:
 def link_inputs(objects: list[str], needs: Needs) -> list[str]:
     """A program's objects with what the platform links around them: the native runtime
     (start files before, archives after) for a program with its libc in IR, the libc fixes
-    after a musl program's; Debian's C++ runtime after a gnu program's that needs
-    libstdc++."""
+    after a musl program's, and the platform's allocator and string functions; Debian's C++
+    runtime after a gnu program's that needs libstdc++."""
     if needs.libc_ir:
         from allvm.platform.libc_ir import native_runtime
 
@@ -116,7 +119,7 @@ def link_inputs(objects: list[str], needs: Needs) -> list[str]:
         return [start, *objects, *archives]
     if is_gnu(needs.triple):
         return [*objects, *(cxx.libstdcxx_libraries() if needs.cxx == cxx.LIBSTDCXX else [])]
-    return [*objects, libc.fix_object()]
+    return [*objects, libc.fix_object(), malloc.allocator_object(), strings.string_object()]
 
 
 def link_executable(objects: list[str], needs: Needs, output: str) -> None:

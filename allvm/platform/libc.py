@@ -31,6 +31,7 @@ renaming does what --wrap does in a native link (allvm.platform.libc_ir).
 """
 
 import os
+from collections.abc import Callable
 
 from allvm.errors import AllvmError
 from allvm.toolchain import MUSL_TARGET, run_zig, zig_binary, zig_cache_dir
@@ -239,40 +240,57 @@ def link_flags() -> list[str]:
 
 def fix_object() -> str:
     """The fixes' object (position-independent, for any kind of executable), compiled once
-    into zig's cache directory, named by a hash of its source and the compiler."""
-    from _blake2 import blake2b
-
-    zig = os.stat(zig_binary())
-    key = blake2b(f"{SOURCE}{zig.st_size}{zig.st_mtime_ns}".encode(), digest_size=10)
-    path = os.path.join(zig_cache_dir(), f"allvm-libc-fixes-{key.hexdigest()}.o")
-    if not os.path.exists(path):
-        _compile(path, "-fPIC")
-    return path
+    into zig's cache directory."""
+    return cached_object("allvm-libc-fixes", SOURCE,
+                         lambda path: compile_c(SOURCE, path, "-fPIC", what=_FIXES))
 
 
 def fix_member(path: str) -> None:
     """The fixes as bitcode into `path`, for the platform IR. The wrappers take the wrapped
     names; the platform IR renames the libc's own definitions to `__real_*`, so that every call
     reaches a wrapper and a wrapper reaches the libc's function, as --wrap arranges natively."""
-    _compile(path, "-emit-llvm", *(f"-D__wrap_{name}={name}" for name in WRAPPED))
+    compile_c(SOURCE, path, "-emit-llvm", *(f"-D__wrap_{name}={name}" for name in WRAPPED),
+              what=_FIXES)
 
 
-def _compile(path: str, *flags: str) -> None:
-    """Compile SOURCE to `path` atomically (concurrent first runs each write their own)."""
+_FIXES = "compiling the platform's libc fixes"
+
+
+def cached_object(name: str, identity: str, build: Callable[[str], None]) -> str:
+    """A platform object in zig's cache directory, `<name>-<key>.o`, the key a hash of
+    `identity` (what the object is made from) and the compiler; `build(path)` makes it when
+    it is not there yet."""
+    from _blake2 import blake2b
+
+    zig = os.stat(zig_binary())
+    key = blake2b(f"{identity}{zig.st_size}{zig.st_mtime_ns}".encode(), digest_size=10)
+    path = os.path.join(zig_cache_dir(), f"{name}-{key.hexdigest()}.o")
+    if not os.path.exists(path):
+        build(path)
+    return path
+
+
+def compile_c(source: str | None, path: str, *flags: str, what: str) -> None:
+    """Compile the C `source` (None: the inputs named in `flags`) for static musl to `path`,
+    atomically (concurrent first runs each write their own). `what` names it in errors."""
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    source, temp = f"{path}.{os.getpid()}.c", f"{path}.{os.getpid()}.tmp"
+    temp = f"{path}.{os.getpid()}.tmp"
+    inputs = []
+    if source is not None:
+        inputs.append(f"{path}.{os.getpid()}.c")
     try:
-        with open(source, "w") as f:
-            f.write(SOURCE)
-        # -fno-builtin: clang must not turn memccpy's loop into a call of memccpy.
-        run_zig("cc", ["-target", MUSL_TARGET, "-O2", "-fno-builtin", "-g0", *flags, "-c", source,
-                       "-o", temp],
-                "compiling the platform's libc fixes")
+        if source is not None:
+            with open(inputs[0], "w") as f:
+                f.write(source)
+        # -fno-builtin: clang must not turn a libc function's loop into a call of itself
+        # (memccpy's loop into memccpy, malloc-and-memset into calloc).
+        run_zig("cc", ["-target", MUSL_TARGET, "-O2", "-fno-builtin", "-g0", *flags, "-c",
+                       *inputs, "-o", temp], what)
         os.replace(temp, path)
     except OSError as e:
         raise AllvmError(f"could not write '{path}': {e.strerror}") from None
     finally:
-        for leftover in (source, temp):
+        for leftover in (*inputs, temp):
             try:
                 os.unlink(leftover)
             except OSError:

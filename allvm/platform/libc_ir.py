@@ -9,7 +9,8 @@ cache directory:
 
 - `members/*.bc`: every musl C file compiled to bitcode with zig's own flags, and `lib/c.zig`
   as one more member; an index of what each defines and strongly needs (archive semantics).
-  The platform's libc fixes (allvm.platform.libc) come first, so their definitions are the ones
+  The platform's libc fixes (allvm.platform.libc), allocator (allvm.platform.malloc) and
+  string functions (allvm.platform.strings) come first, so their definitions are the ones
   chosen; where a native link wraps a libc function (`ld --wrap=realloc`), the fixes define it
   and the member that defined it calls its own `__real_realloc`, as --wrap leaves it.
 - the native runtime, as ALLVM called the part of the platform that stays native: crt1.o, the
@@ -35,7 +36,7 @@ import sys
 from collections.abc import Callable
 
 from allvm.errors import AllvmError
-from allvm.platform import libc
+from allvm.platform import libc, malloc, strings
 from allvm.toolchain import MUSL_TARGET, zig_binary, zig_cache_dir, zig_env
 
 # Bump when the layout or the content of a build changes.
@@ -51,6 +52,8 @@ MARKER = "__allvm_platform_libc_ir"
 INDEX = "index.json"
 ZIGC_MEMBER = "zigc.bc"
 FIXES_MEMBER = "fixes.bc"
+ALLOCATOR_MEMBER = "allocator.bc"
+STRINGS_MEMBER = "strings.bc"
 # The native runtime a platform-IR program is linked with: START first, then its object, then
 # the ARCHIVES (musl's .s files; compiler_rt).
 START, ARCHIVES = "crt1.o", ("libnone.a", "libcompiler_rt.a")
@@ -60,11 +63,13 @@ Progress = Callable[[str], None]
 
 def platform_dir() -> str:
     """Where this zig's platform IR lives: zig's cache directory, keyed by the zig binary and
-    the libc fixes (a new zig or new fixes get a new build)."""
+    what the platform's own members are made from (new fixes, string functions or allocator
+    get a new build)."""
     from _blake2 import blake2b
 
     zig = os.stat(zig_binary())
-    key = json.dumps([BUILD_FORMAT, zig.st_size, zig.st_mtime_ns, libc.SOURCE]).encode()
+    key = json.dumps([BUILD_FORMAT, zig.st_size, zig.st_mtime_ns, libc.SOURCE, strings.SOURCE,
+                      malloc.identity()]).encode()
     return os.path.join(zig_cache_dir(),
                         f"allvm-platform-ir-{blake2b(key, digest_size=8).hexdigest()}")
 
@@ -127,7 +132,8 @@ def build(root: str, progress: Progress) -> None:
         os.makedirs(os.path.join(out, "members"))
         c_files = [c for c in compiles if _source(c).endswith(".c") and "/crt/" not in _source(c)]
         asm_files = [c for c in compiles if _source(c).endswith((".s", ".S"))]
-        members = [_fixes_member(out), *_compile_members(c_files, out, progress),
+        members = [_fixes_member(out), _allocator_member(out), _string_member(out),
+                   *_compile_members(c_files, out, progress),
                    _zig_member(out, progress)]
         index = {"format": BUILD_FORMAT, "members": members,
                  "natives": _native_runtime(asm_files, link, work, out),
@@ -235,6 +241,23 @@ def _fixes_member(out: str) -> list:
     path = os.path.join(out, "members", FIXES_MEMBER)
     libc.fix_member(path)
     return _finish_member(path, keep_attributes=True, libc_member=False)
+
+
+def _allocator_member(out: str) -> list:
+    """The platform's allocator (allvm.platform.malloc) as a member, before musl's and zig's
+    members, so its malloc is the one chosen; its realloc becomes `__real_realloc` as a libc
+    member's does (the fixes wrap it). It keeps its attributes, as musl's malloc does."""
+    path = os.path.join(out, "members", ALLOCATOR_MEMBER)
+    malloc.allocator_member(path)
+    return _finish_member(path, keep_attributes=True)
+
+
+def _string_member(out: str) -> list:
+    """The platform's string functions (allvm.platform.strings) as a member, before zig's
+    (they keep their attributes: strlen's loop must not become a call of strlen)."""
+    path = os.path.join(out, "members", STRINGS_MEMBER)
+    strings.string_member(path)
+    return _finish_member(path, keep_attributes=True)
 
 
 def _zig_member(out: str, progress: Progress) -> list:
