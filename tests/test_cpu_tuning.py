@@ -9,11 +9,12 @@ import pytest
 from conftest import build_allexe, run_tool
 
 from allvm.allexe import Allexe
-from allvm.cache import object_key, static_binary_key, unseal
+from allvm.cache import object_key, seal, static_binary_key, unseal
 from allvm.elf import Elf
 from allvm.errors import AllvmError
 from allvm.native.settings import OPTIMIZED, CodegenSettings, host_cpu, static_settings
 from allvm.native.tuning import retargeted_text
+from allvm.toolchain import MUSL_TARGET, zig_command, zig_env
 
 POPCOUNT_C = ("#include <stdio.h>\n#include <stdlib.h>\n"
               "int count(unsigned long long x) { return __builtin_popcountll(x); }\n"
@@ -100,15 +101,20 @@ def test_allready_mcpu_native_builds_tuned_code_that_alley_runs_when_asked(tmp_p
     for binary in (tuned, baseline):
         ran = subprocess.run([str(binary), "0xff00ff"], capture_output=True, text=True)
         assert (ran.returncode, ran.stdout) == (0, "16\n")
-    # alley runs the tuned binary only when asked: a hit (nothing compiled) once it is gone
-    baseline.unlink()
+    # Each setting runs its own binary: made distinguishable, the baseline's entry replaced by
+    # another program (sealed, as the cache keeps it).
+    other = tmp_path / "other"
+    subprocess.run(zig_command("cc", "-target", MUSL_TARGET, "-static", "-O2", "-x", "c", "-",
+                               "-o", str(other)),
+                   input=b'#include <stdio.h>\nint main(void) { puts("baseline"); }\n',
+                   env=zig_env(), check=True, capture_output=True)
+    baseline.write_bytes(seal(other.read_bytes()))
     native = {**os.environ, "ALLVM_CPU": "native"}
-    ran = run_tool("alley", path, "7", env=native)
-    assert (ran.returncode, ran.stdout) == (0, "3\n")
-    assert not (isolated_cache / "objects").exists() or not any(
-        (isolated_cache / "objects").iterdir())
-    assert run_tool("alley", path, "7").stdout == "3\n"  # the default: not the tuned binary
-    assert any((isolated_cache / "objects").iterdir())
+    for _ in range(2):  # the launcher's record of the allexe does not change the answer
+        ran = run_tool("alley", path, "7", env=native)
+        assert (ran.returncode, ran.stdout) == (0, "3\n")
+        assert run_tool("alley", path, "7").stdout == "baseline\n"
+    assert not any((isolated_cache / "objects").iterdir())  # hits only: nothing compiled
 
 
 def test_bad_cpu_and_a_cluster_are_refused_in_one_line(tmp_path, hello_c, isolated_cache):
