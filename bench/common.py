@@ -28,6 +28,8 @@ class Command:
 
     `before` runs ahead of every timed run, untimed (e.g. empty the cache for a cold run).
     `env` replaces the environment (None: inherit). `stdin` is bytes fed to the program.
+    `cpu_time`: time the program's CPU time (user + system) instead of the wall clock, for
+    comparisons that a machine shared with other work must not blur.
     """
 
     label: str
@@ -36,6 +38,7 @@ class Command:
     stdin: bytes | None = None
     before: Callable[[], None] | None = None
     cwd: str | None = None
+    cpu_time: bool = False
 
     def shown(self) -> str:
         """The command as a user would type it (environment changes first)."""
@@ -72,17 +75,27 @@ class BenchmarkError(RuntimeError):
 
 
 def time_once(command: Command) -> float:
-    """Wall-clock seconds of one run (output discarded); fails if the command fails."""
+    """Wall-clock seconds of one run, or its CPU seconds (Command.cpu_time), output discarded;
+    fails if the command fails."""
     if command.before is not None:
         command.before()
-    start = time.perf_counter()
+    clock = _children_cpu if command.cpu_time else time.perf_counter
+    start = clock()
     proc = subprocess.run(command.argv, env=command.env, input=command.stdin, cwd=command.cwd,
                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    elapsed = time.perf_counter() - start
+    elapsed = clock() - start
     if proc.returncode != 0:
         raise BenchmarkError(f"{command.shown()} exited {proc.returncode}: "
                              f"{proc.stderr.decode(errors='replace').strip()[:500]}")
     return elapsed
+
+
+def _children_cpu() -> float:
+    """User + system CPU seconds of every child process waited for so far."""
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def measure(commands: list[Command], runs: int = DEFAULT_RUNS, warmup: int = 1) -> list[Result]:

@@ -27,6 +27,7 @@ import bench_allmux  # noqa: E402
 import bench_cluster  # noqa: E402
 import bench_corpus_tests  # noqa: E402
 import bench_launch  # noqa: E402
+import bench_libc  # noqa: E402
 import bench_platform_ir  # noqa: E402
 from bench_alltogether import run, static_binary, static_binary_path, tool  # noqa: E402
 from bench_alltogether import workload as example_workload  # noqa: E402
@@ -847,6 +848,7 @@ FIGURES = [
     ("9", "the platform in IR: alltogether -platform-ir vs zig cc (-flto)", fig9_platform_ir),
     ("10", "allready on 2 Dask workers vs -j2 / -j1", fig10_cluster),
     ("11", "first runs from the fast tier, and 200 runs of a fresh allexe", fig11_tiers),
+    ("12", "libc where programs meet it: the platform vs glibc (CPU time)", bench_libc.figure),
     ("14", "profiles from real runs (allready -profile-run) vs zig cc -O2 -flto", fig14_profiles),
     ("15", "-mcpu=native vs x86-64; the carried allexe's size", fig15_cpu_tuning),
 ]
