@@ -188,29 +188,41 @@ def wait_for(lines: queue.Queue, text: str, seconds: float) -> None:
             return
 
 
+def working_in(directory: Path) -> list[str]:
+    """The processes whose working directory is in `directory`."""
+    found = []
+    for cwd in Path("/proc").glob("[0-9]*/cwd"):
+        try:
+            target = os.readlink(cwd)
+        except OSError:
+            continue  # gone
+        if target.startswith(f"{directory}/"):
+            found.append(f"{cwd.parent.name}: {target}")
+    return found
+
+
 def builds_left(cluster: DaskCluster) -> list[str]:
     """The package tasks the scheduler holds, the scratch directories of builds on the workers,
     and the processes working in them."""
-    tasks = package_keys(cluster)
-    scratch = [str(p) for p in cluster.directory.glob("worker-*/**/allvm-debian-*")]
-    working = []
-    for cwd in Path("/proc").glob("[0-9]*/cwd"):
-        try:
-            if "/allvm-debian-" in os.readlink(cwd):
-                working.append(f"{cwd}: {os.readlink(cwd)}")
-        except OSError:
-            continue  # gone, or not ours to read
-    return tasks + scratch + [w for w in working if str(cluster.directory) in w]
+    return (package_keys(cluster)
+            + [str(p) for p in cluster.directory.glob("worker-*/**/allvm-debian-*")]
+            + [w for w in working_in(cluster.directory) if "/allvm-debian-" in w])
+
+
+def start_hello(cluster: DaskCluster, out: Path) -> tuple[subprocess.Popen, queue.Queue]:
+    """A cluster run of hello, its SIGINT's default action as from a terminal (see
+    tests/test_cluster.py), and the queue of its output lines."""
+    proc = subprocess.Popen(["env", "--default-signal=INT", tool_path("allvm-debian"), "build",
+                             "-scheduler", cluster.address, "-no-test", "-o", out, "hello"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return proc, read_lines(proc)
 
 
 def test_ctrl_c_stops_the_builds_on_the_workers(cluster, tmp_path):
-    """SIGINT's default action as from a terminal (see tests/test_cluster.py); hello's build is
-    a minute or more, so it is well under way when the signal comes."""
-    proc = subprocess.Popen(["env", "--default-signal=INT", tool_path("allvm-debian"), "build",
-                             "-scheduler", cluster.address, "-no-test", "-o", tmp_path, "hello"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    """hello's build is a minute or more, so it is well under way when the signal comes."""
+    proc, lines = start_hello(cluster, tmp_path)
     try:
-        wait_for(read_lines(proc), "[hello] building with dpkg-buildpackage", 300)
+        wait_for(lines, "[hello] building with dpkg-buildpackage", 300)
         assert builds_left(cluster)
         proc.send_signal(signal.SIGINT)
         proc.wait(timeout=60)
@@ -222,6 +234,39 @@ def test_ctrl_c_stops_the_builds_on_the_workers(cluster, tmp_path):
     while left := builds_left(cluster):  # the worker's build stopped and cleaned up after it
         assert time.monotonic() < deadline, left
         time.sleep(0.5)
+
+
+def test_a_worker_killed_mid_build_leaves_no_build_behind(tmp_path):
+    """A worker with no nanny (nothing restarts it or clears its directory) killed during
+    hello's build: what its build started stops within seconds, where hello's build would go
+    on for a minute or more. Then Ctrl-C ends the run, which has no worker left."""
+    cluster = DaskCluster(tmp_path)
+    try:
+        cluster.start_scheduler()
+        cluster.start_worker("worker", "--no-nanny")
+        cluster.connect()
+        cluster.wait_for_workers(1)
+        (worker,) = cluster.workers()
+        proc, lines = start_hello(cluster, tmp_path / "out")
+        try:
+            wait_for(lines, "[hello] building with dpkg-buildpackage", 300)
+            (scratch,) = (tmp_path / "worker").glob("**/allvm-debian-*")
+            deadline = time.monotonic() + 60
+            while not working_in(scratch):
+                assert time.monotonic() < deadline and proc.poll() is None
+                time.sleep(0.2)
+            os.kill(cluster.client.run(os.getpid, workers=[worker])[worker], signal.SIGKILL)
+            deadline = time.monotonic() + 30
+            while left := working_in(scratch):
+                assert time.monotonic() < deadline, left
+                time.sleep(0.5)
+            proc.send_signal(signal.SIGINT)
+            proc.wait(timeout=60)
+        finally:
+            proc.kill()
+    finally:
+        cluster.stop_all()
+    assert proc.returncode == 130
 
 
 def test_a_worker_without_deb_src_says_so(tmp_path):

@@ -45,6 +45,12 @@ POLL_SECONDS = 0.5
 STOP_SECONDS = 60
 # A Dask key's states on a worker while its task runs (any other: cancelled or released).
 RUNNING = ("executing", "long-running")
+# `sh -c WATCHDOG sh COMMAND...`: COMMAND, with a shell beside it in its process group that
+# reads its standard input, a pipe only the worker writes to, and interrupts the group as
+# Ctrl-C would at the pipe's end: when the worker's process is gone (killed mid-build: Dask
+# runs the task again elsewhere), or after COMMAND, once the task closes it.
+WATCHDOG = ('exec 3<&0; (cat <&3 >/dev/null; kill -INT 0) >/dev/null 2>&1 & '
+            'exec "$@" </dev/null 3<&-')  # (a background job's own stdin is /dev/null)
 
 
 class PackageCluster:
@@ -114,19 +120,21 @@ def build_remote(name: str, out_root: str, options: list[str], topic: str) -> by
     output directory as a gzipped tar whose paths are the client's (OUT/PKG)."""
     worker = get_worker()
     key = worker.get_current_task()
-    command = [str(db.BIN / "allvm-debian"), "build", "-j", "1", *options, "-o"]
+    command = ["sh", "-c", WATCHDOG, "sh", str(db.BIN / "allvm-debian"), "build", "-j", "1",
+               *options, "-o"]
     env = dict(os.environ)
     env.pop("ALLVM_SCHEDULER", None)  # the worker's build is a local one, its allready too
     with (tempfile.TemporaryDirectory(prefix="allvm-debian-", dir=worker.local_directory)
           as scratch, tempfile.TemporaryFile("w+") as errors):
         old, new = f"{scratch}/", f"{out_root}/"
-        child = subprocess.Popen([*command, scratch, name], stdout=subprocess.PIPE,
-                                 stderr=errors, stdin=subprocess.DEVNULL, text=True, env=env,
+        child = subprocess.Popen([*command, scratch, name], stdin=subprocess.PIPE,
+                                 stdout=subprocess.PIPE, stderr=errors, text=True, env=env,
                                  start_new_session=True)
         forward = threading.Thread(target=_forward, daemon=True,
                                    args=(worker, topic, child.stdout, old, new))
         forward.start()
         status = _wait(child, lambda: _running(worker, key))
+        child.stdin.close()  # the watchdog's end
         forward.join()
         package = Path(scratch) / name
         try:
