@@ -15,7 +15,8 @@ A worker needs what a local run needs: root (`apt-get build-dep`; a worker that 
 install says so in the package's error line) and bookworm's deb-src (set up where it is
 missing, as locally). A task whose key is cancelled (Ctrl-C, or a client gone) interrupts its
 build as Ctrl-C does locally, by SIGINT to the build's process group: the build tree's native
-programs are put back and nothing keeps building on the workers.
+programs are put back and nothing keeps building on the workers. So does a worker's death
+(WATCHDOG): Dask runs the task again on another worker, and the dead one's build stops.
 
 This module imports `distributed`: only the -scheduler path imports it.
 """
