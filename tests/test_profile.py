@@ -9,6 +9,7 @@ from allvm.allexe import Allexe
 from allvm.cache import Cache, static_binary_key
 from allvm.native import profile
 from allvm.native.settings import static_settings
+from allvm.toolchain import GNU_TARGET
 
 # A skewed branch (every 97th iteration), a switch, and calls the optimizer cannot fold away.
 SKEWED_C = r"""
@@ -191,3 +192,12 @@ def test_summary_cutoffs_and_weight_scaling_follow_llvm():
     assert rows[900000] == (3, 3) and rows[999999] == (1, 4)
     assert profile._scaled([3, 1]) == [3, 1]
     assert profile._scaled([1 << 33, 1 << 31, 7]) == [(1 << 33) // 3, (1 << 31) // 3, 2]
+
+
+def test_glibc_program_is_profiled(tmp_path, isolated_cache):
+    """The runtime is built for the program's libc: a glibc program counts, and runs, too."""
+    allexe = build_allexe(tmp_path, "skewed", SKEWED_C, target=GNU_TARGET)
+    proc = run_tool("allready", "-profile-run", "skewed 2000", allexe)
+    assert (proc.returncode, proc.stderr) == (0, "")
+    assert run_tool("alley", allexe, "700").stdout == expected_output(700)
+    assert not list((isolated_cache / "objects").iterdir())
