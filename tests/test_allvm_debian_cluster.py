@@ -236,6 +236,28 @@ def test_ctrl_c_stops_the_builds_on_the_workers(cluster, tmp_path):
         time.sleep(0.5)
 
 
+def test_a_worker_killed_mid_build_costs_only_time(cluster, tmp_path):
+    """Its nanny starts it again; Dask runs the package again, and the run ends as if nothing
+    had happened."""
+    proc = subprocess.Popen([tool_path("allvm-debian"), "build", "-scheduler", cluster.address,
+                             "-no-test", "-o", tmp_path, PACKAGE],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for(read_lines(proc), f"[{PACKAGE}] building with dpkg-buildpackage", 300)
+        (worker,) = (w for w, keys in cluster.client.processing().items()
+                     if any(str(k).startswith(f"package-{PACKAGE}-") for k in keys))
+        os.kill(cluster.client.run(os.getpid, workers=[worker])[worker], signal.SIGKILL)
+        proc.wait(timeout=600)
+        err = proc.stderr.read()
+    finally:
+        proc.kill()
+    assert (proc.returncode, err) == (0, "")
+    r = report(tmp_path, PACKAGE)
+    assert r["built"] and r["allexes"] == 1
+    assert os.path.exists(r["programs"][0]["allexe"])
+    cluster.wait_for_workers(2)
+
+
 def test_a_worker_killed_mid_build_leaves_no_build_behind(tmp_path):
     """A worker with no nanny (nothing restarts it or clears its directory) killed during
     hello's build: what its build started stops within seconds, where hello's build would go
