@@ -117,3 +117,31 @@ def test_a_module_compiled_by_allcxx_names_libstdcxx(built, monkeypatch):
                         lambda flags, inputs, output, driver: linked.append((inputs, driver)))
     platform.link_executable(["a.o"], program, "prog")
     assert linked == [(["a.o", *cxx.libstdcxx_libraries()], "cc")]
+
+
+SMALL = """#include <stdexcept>
+#include <string>
+std::string twice(const std::string &s) { if (s.empty()) throw std::invalid_argument("empty");
+  return s + s; }
+int main(int argc, char **argv) {
+  try { return twice(argc > 1 ? argv[1] : "").size() == 4 ? 0 : 1; }
+  catch (const std::invalid_argument &) { return 5; } }
+"""
+
+
+def test_every_kind_of_build_step_uses_libstdcxx(tmp_path):
+    """As with g++: a compile, then a link by the C compiler with `-lstdc++` (zig alone would
+    link its libc++); a compile-and-link to /dev/null (configure's probes); preprocessing;
+    a shared library."""
+    (tmp_path / "t.cpp").write_text(SMALL)
+    allcxx("-c", "t.cpp", "-o", "t.o", cwd=tmp_path)
+    proc = run_tool("allcc", "t.o", "-o", "t", "-lstdc++", cwd=tmp_path, env=GNU)
+    assert proc.returncode == 0, proc.stderr
+    assert "libstdc++.so.6" in needed(tmp_path / "t")
+    assert [subprocess.run([tmp_path / "t", *a]).returncode for a in (["ab"], [])] == [0, 5]
+    allcxx("t.cpp", "-o", "/dev/null", cwd=tmp_path)
+    proc = run_tool("allc++", "-E", "t.cpp", cwd=tmp_path, env=GNU)
+    headers = cxx.libstdcxx_include_dirs()[0]
+    assert proc.returncode == 0 and f"{headers}/string" in proc.stdout, proc.stderr
+    allcxx("-shared", "-fPIC", "t.cpp", "-o", "libt.so", cwd=tmp_path)
+    assert "libstdc++.so.6" in needed(tmp_path / "libt.so")

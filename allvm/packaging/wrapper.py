@@ -296,17 +296,14 @@ def with_libstdcxx_by_path(argv: list[str]) -> list[str]:
     from allvm.platform import cxx
 
     libraries = cxx.libstdcxx_libraries()
-    out, skip = [], False
-    for i, arg in enumerate(argv):
-        if skip:
-            skip = False
-        elif arg == "-lstdc++":
+    out, i = [], 0
+    while i < len(argv):
+        joined, separate = argv[i] == "-lstdc++", argv[i:i + 2] == ["-l", "stdc++"]
+        if joined or separate:
             out += ["-nostdlib++", *libraries]
-        elif arg == "-l" and argv[i + 1:i + 2] == ["stdc++"]:
-            out += ["-nostdlib++", *libraries]
-            skip = True
         else:
-            out.append(arg)
+            out.append(argv[i])
+        i += 2 if separate else 1
     return out
 
 
