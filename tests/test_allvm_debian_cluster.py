@@ -218,18 +218,21 @@ def start_hello(cluster: DaskCluster, out: Path) -> tuple[subprocess.Popen, queu
     return proc, read_lines(proc)
 
 
-def test_ctrl_c_stops_the_builds_on_the_workers(cluster, tmp_path):
-    """hello's build is a minute or more, so it is well under way when the signal comes."""
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL], ids=["ctrl_c", "client_killed"])
+def test_the_end_of_the_client_stops_the_builds_on_the_workers(cluster, tmp_path, sig):
+    """Ctrl-C, or a client killed (the scheduler releases what it held); hello's build is a
+    minute or more, so it is well under way when the signal comes."""
     proc, lines = start_hello(cluster, tmp_path)
     try:
         wait_for(lines, "[hello] building with dpkg-buildpackage", 300)
         assert builds_left(cluster)
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(sig)
         proc.wait(timeout=60)
         err = proc.stderr.read()
     finally:
         proc.kill()
-    assert (proc.returncode, err) == (130, "allvm-debian: interrupted\n")
+    if sig == signal.SIGINT:
+        assert (proc.returncode, err) == (130, "allvm-debian: interrupted\n")
     deadline = time.monotonic() + 30  # well before the build would end by itself
     while left := builds_left(cluster):  # the worker's build stopped and cleaned up after it
         assert time.monotonic() < deadline, left
