@@ -2,8 +2,10 @@
 two `dask worker` processes on free loopback ports), against a local run of the same package.
 
 The package is rs (a small C program with a test suite: about 20 s with its tests on two idle
-cores), built once locally and once on the cluster, side by side; the module's other runs fail
-fast (an unknown package, an unreachable scheduler) or are interrupted early (hello)."""
+cores), built once locally and once on the cluster, side by side, and once more (without tests)
+with a worker killed under it; the module's other runs fail fast (an unknown package, an
+unreachable scheduler, no deb-src) or are interrupted early (hello). About 4 minutes in all on
+two cores shared with other builds."""
 
 import json
 import os
