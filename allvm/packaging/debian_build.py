@@ -145,11 +145,6 @@ def build_env(compilers: Path, jobs: int, *, check: bool) -> dict[str, str]:
     # (dh_makeshlibs' dpkg-gensymbols, tinyxml2's `-c4`: new symbols fail) says nothing of
     # this build: it reports, never fails (the variable overrides -c).
     env["DPKG_GENSYMBOLS_CHECK_LEVEL"] = "0"
-    # lld, unlike GNU ld, refuses a version script that names a symbol the library does not
-    # define (lua5.4's names glibc's _IO_stdin_used): appended to the link flags of every
-    # build that asks dpkg-buildflags, as Debian's builds do.
-    env["DEB_LDFLAGS_APPEND"] = " ".join(filter(None, [env.get("DEB_LDFLAGS_APPEND"),
-                                                       "-Wl,--undefined-version"]))
     # gnulib's configure refuses to run as root (coreutils) unless told; Debian's builders
     # build as a user, allvm-debian as root (apt-get build-dep needs it).
     env["FORCE_UNSAFE_CONFIGURE"] = "1"

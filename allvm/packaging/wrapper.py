@@ -307,12 +307,15 @@ def with_libstdcxx_by_path(argv: list[str]) -> list[str]:
     return out
 
 
-def host_library_options(invocation: Invocation) -> list[str]:
-    """The host's library directories, searched after the link's own, for a link for the gnu
-    target (zig's driver resolves `-lz` through them)."""
+def gnu_link_options(invocation: Invocation) -> list[str]:
+    """What a link for the gnu target adds, as Debian's gcc and GNU ld would have it: the
+    host's library directories, searched after the link's own (zig's driver resolves `-lz`
+    through them), and a version script that may name a symbol the output does not define
+    (lld refuses one; zlib's configure probes shared libraries with its whole zlib.map,
+    lua5.4's script names glibc's _IO_stdin_used)."""
     if not invocation.uses_libstdcxx or invocation.has("-c", *_NO_OBJECT):
         return []
-    return [f"-L{d}" for d in HOST_LIBRARY_DIRS]
+    return [*(f"-L{d}" for d in HOST_LIBRARY_DIRS), "-Wl,--undefined-version"]
 
 
 def platform_link_args(invocation: Invocation) -> list[str]:
@@ -414,7 +417,7 @@ def compile_and_link(invocation: Invocation, cxx: bool) -> int:
                             "-Qunused-arguments", *link_inputs,
                             *platform_link_args(invocation),
                             *libstdcxx_link_options(invocation, cxx),
-                            *host_library_options(invocation), "-o", output]).wait()
+                            *gnu_link_options(invocation), "-o", output]).wait()
 
 
 def pass_through(argv: list[str], cxx: bool, *, link: bool = False) -> int:
@@ -425,7 +428,7 @@ def pass_through(argv: list[str], cxx: bool, *, link: bool = False) -> int:
     return zig_cc(cxx, [*base_options(invocation), *argv,
                         *libstdcxx_compile_options(invocation, invocation.has_cxx), *extra,
                         *libstdcxx_link_options(invocation, cxx),
-                        *host_library_options(invocation)]).wait()
+                        *gnu_link_options(invocation)]).wait()
 
 
 def without_dropped(argv: list[str]) -> list[str]:
