@@ -8,10 +8,16 @@ builds them all with `allvm-debian build -o DIR -j J`
 (default build/distro-sample, 2), and copies DIR/report.md to FILE (default
 corpus/distro-sample.md) under a header naming the seed, N, the date, the machine, the
 workers and the wall time. A failed package is in the report, never a stop.
+
+A sample of 50 takes hours: a run that is stopped (Ctrl-C, a reboot) is resumed by the same
+command. DIR/sample.json keeps the drawn packages and each run's start and wall time; a
+package with its DIR/PKG/report.json is done, the others are built. Another N or SEED starts
+afresh.
 """
 
 import argparse
 import datetime
+import json
 import os
 import platform
 import shutil
@@ -21,10 +27,12 @@ import time
 from pathlib import Path
 
 from allvm.errors import AllvmError
+from allvm.packaging.debian_report import write_report_md
 from allvm.packaging.debian_sample import sample
 
 ROOT = Path(__file__).resolve().parent.parent
 TOOL = Path(sys.executable).parent / "allvm-debian"
+STATE = "sample.json"
 
 
 def machine() -> str:
@@ -40,11 +48,16 @@ def machine() -> str:
            f"{platform.release()}"
 
 
-def header(n: int, seed: int, jobs: int, started: datetime.datetime, seconds: float,
-           names: list[str], unserved: list[str], pilot: bool) -> list[str]:
-    minutes, secs = divmod(round(seconds), 60)
+def header(state: dict, jobs: int, done: int) -> list[str]:
+    n, seed, names, unserved = state["n"], state["seed"], state["names"], state["unserved"]
+    status = (" (a pilot)" if n < 50 else "") + (
+        f" — {done} of {n} done so far: `make distro-sample N={n} SEED={seed}` resumes"
+        if done < n else "")
+    started = datetime.datetime.fromisoformat(state["runs"][0]["started"])
+    minutes, secs = divmod(round(sum(run["seconds"] for run in state["runs"])), 60)
+    runs = len(state["runs"])
     return [
-        f"# allvm-debian on {n} packages nobody chose" + (" (a pilot)" if pilot else ""), "",
+        f"# allvm-debian on {n} packages nobody chose{status}", "",
         f"- sample: `allvm-debian sample -n {n} -seed {seed}` (the rule: "
         "`allvm/packaging/debian_sample.py`), from bookworm main's Sources index",
         f"- packages, in the sample's order: {', '.join(names)}",
@@ -54,9 +67,36 @@ def header(n: int, seed: int, jobs: int, started: datetime.datetime, seconds: fl
         f"(`allvm-debian build -j {jobs}`), started {started:%Y-%m-%d %H:%M} UTC",
         f"- machine: {machine()}",
         f"- wall time: {minutes} min {secs} s for the {n} packages, {jobs} at once "
-        "(with `apt-get build-dep` for each: what it installed is in OUT/PKG/report.json)",
+        + (f"(in {runs} runs, the later ones resuming the stopped one; " if runs > 1 else "(")
+        + "with `apt-get build-dep` for each: what it installed is in OUT/PKG/report.json)",
         "",
     ]
+
+
+def resumed(out: Path, n: int, seed: int) -> dict | None:
+    """The state of an earlier run of the same sample in `out`, if there is one."""
+    try:
+        state = json.loads((out / STATE).read_text())
+    except (OSError, ValueError):
+        return None
+    return state if (state.get("n"), state.get("seed")) == (n, seed) else None
+
+
+def drawn(out: Path, n: int, seed: int) -> dict:
+    """A fresh sample: `out` emptied (its report is this sample's only), the packages drawn."""
+    names, unserved = sample(n, seed)
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    state = {"n": n, "seed": seed, "names": names, "unserved": unserved, "runs": []}
+    save(out, state)
+    return state
+
+
+def save(out: Path, state: dict) -> None:
+    temporary = out / f".{STATE}.tmp"
+    temporary.write_text(json.dumps(state, indent=1) + "\n")
+    temporary.replace(out / STATE)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -67,23 +107,29 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--report", default=str(ROOT / "corpus" / "distro-sample.md"))
     args = parser.parse_args(argv)
+    out = Path(args.out)
     try:
-        names, unserved = sample(int(args.n), int(args.seed))
+        state = resumed(out, int(args.n), int(args.seed)) or drawn(out, int(args.n),
+                                                                  int(args.seed))
     except (AllvmError, ValueError) as e:
         print(f"distro-sample: {e}", file=sys.stderr)
         return 1
-    out = Path(args.out)
-    if out.exists():  # the report is this sample's only
-        shutil.rmtree(out)
-    started = datetime.datetime.now(datetime.UTC)
+    names = state["names"]
+    to_build = [name for name in names if not (out / name / "report.json").exists()]
+    run = {"started": datetime.datetime.now(datetime.UTC).isoformat(), "seconds": 0.0}
+    state["runs"].append(run)
     clock = time.monotonic()
-    subprocess.run([str(TOOL), "build", "-o", str(out), "-j", str(args.jobs), *names])
-    seconds = time.monotonic() - clock
-    body = (out / "report.md").read_text().splitlines()[2:]  # below its own title
+    try:
+        if to_build:
+            subprocess.run([str(TOOL), "build", "-o", str(out), "-j", str(args.jobs), *to_build])
+    finally:  # a stopped run's time counts too
+        run["seconds"] = time.monotonic() - clock
+        save(out, state)
+    seconds = sum(r["seconds"] for r in state["runs"])
+    body = write_report_md(out).read_text().splitlines()[2:]  # below its own title
     report = Path(args.report)
-    report.write_text("\n".join(header(int(args.n), int(args.seed), args.jobs, started,
-                                       seconds, names, unserved, int(args.n) < 50) + body)
-                      + "\n")
+    done = sum((out / name / "report.json").exists() for name in names)
+    report.write_text("\n".join(header(state, args.jobs, done) + body) + "\n")
     print(f"distro-sample: {len(names)} packages in {seconds / 60:.1f} min; report: {report}")
     return 0
 

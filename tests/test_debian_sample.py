@@ -4,7 +4,6 @@ only whether a chosen source is served; no package builds), its bad input's one 
 sample run's report pieces: a source the mirror does not serve is redrawn, and in a build
 `unavailable`, not a build failure."""
 
-import datetime
 import functools
 import json
 import subprocess
@@ -202,15 +201,51 @@ def test_report_tells_unavailable_from_failed(tmp_path):
 def test_sample_report_header():
     from corpus.distro_sample import header
 
-    started = datetime.datetime(2026, 12, 4, 16, 20, tzinfo=datetime.UTC)
-    lines = header(8, 1, 2, started, 754.2, ["a", "b"], ["c"], pilot=True)
+    state = {"n": 8, "seed": 1, "names": ["a", "b"], "unserved": ["c"],
+             "runs": [{"started": "2026-12-04T16:20:00+00:00", "seconds": 700.0},
+                      {"started": "2026-12-05T09:00:00+00:00", "seconds": 54.2}]}
+    lines = header(state, 2, done=8)
     assert lines[0] == "# allvm-debian on 8 packages nobody chose (a pilot)"
     text = "\n".join(lines)
     for part in ("`allvm-debian sample -n 8 -seed 1`", "packages, in the sample's order: a, b",
                  "`make distro-sample N=8 SEED=1`", "not served by this machine's mirror (404): c",
-                 "started 2026-12-04 16:20 UTC",
-                 "- machine: ", "cores", "wall time: 12 min 34 s for the 8 packages, 2 at once"):
+                 "started 2026-12-04 16:20 UTC", "- machine: ", "cores",
+                 "wall time: 12 min 34 s for the 8 packages, 2 at once (in 2 runs"):
         assert part in text, part
+    assert header({**state, "n": 50}, 2, done=3)[0] == (
+        "# allvm-debian on 50 packages nobody chose — 3 of 50 done so far: "
+        "`make distro-sample N=50 SEED=1` resumes")
+
+
+def test_a_stopped_sample_resumes_where_it_stopped(tmp_path, monkeypatch):
+    """The second run builds only the packages without a report, and adds its time."""
+    from corpus import distro_sample
+
+    built = []
+    monkeypatch.setattr(distro_sample, "sample", lambda n, seed: (["a", "b", "c"], ["x"]))
+
+    def build(command, **kwargs):  # allvm-debian build -o OUT -j J PKG...: a report per package
+        built.append(command[6:])
+        for name in command[6:]:
+            (tmp_path / name).mkdir(exist_ok=True)
+            (tmp_path / name / "report.json").write_text(json.dumps(
+                {"package": name, "version": "1", "languages": ["C"], "target": db.TARGET,
+                 "built": True, "error": None, "executables": 0, "allexes": 0,
+                 "programs": [], "tests": {}, "seconds": 1}))
+
+    monkeypatch.setattr(distro_sample.subprocess, "run", build)
+    report = tmp_path / "sample.md"
+    args = ["3", "9", "--out", str(tmp_path), "--report", str(report)]
+    assert distro_sample.main(args) == 0
+    assert built == [["a", "b", "c"]]
+    (tmp_path / "c" / "report.json").unlink()  # as if stopped while c was building
+    assert distro_sample.main(args) == 0
+    assert built[1] == ["c"]
+    state = json.loads((tmp_path / "sample.json").read_text())
+    assert state["names"] == ["a", "b", "c"] and len(state["runs"]) == 2
+    assert "(in 2 runs" in report.read_text()
+    assert distro_sample.main(["3", "10", "--out", str(tmp_path), "--report", str(report)]) == 0
+    assert built[2] == ["a", "b", "c"]  # another seed: afresh
 
 
 def test_a_failed_build_reports_its_first_error_lines():

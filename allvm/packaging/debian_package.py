@@ -50,8 +50,11 @@ def new_report(name: str) -> dict:
 
 
 def write_report(out: Path, report: dict) -> None:
-    """OUT/PKG/report.json."""
-    (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+    """OUT/PKG/report.json, written whole (a run stopped while writing it leaves none: a
+    resumed sample, corpus/distro_sample.py, takes a package with a report as done)."""
+    temporary = out / ".report.json.tmp"
+    temporary.write_text(json.dumps(report, indent=2) + "\n")
+    temporary.replace(out / "report.json")
 
 
 def make_allexes(root: Path, out: Path, report: dict, tree: Path | None = None,
