@@ -201,3 +201,36 @@ def test_new_libc_fixes_get_their_own_platform_ir(monkeypatch):
     here = libc_ir.platform_dir()
     monkeypatch.setattr(libc, "SOURCE", libc.SOURCE + "/* changed */\n")
     assert libc_ir.platform_dir() != here
+
+
+@pytest.mark.parametrize(("module", "name"), [("strings", "SOURCE"), ("malloc", "GLUE"),
+                                              ("malloc", "TARBALL_SHA256")])
+def test_a_new_allocator_or_string_functions_get_their_own_platform_ir(monkeypatch, module,
+                                                                      name):
+    """The allocator and the string functions are members too: changing either (or the pinned
+    mimalloc source) builds a new platform IR."""
+    import importlib
+
+    from allvm.platform import libc_ir
+
+    here = libc_ir.platform_dir()
+    source = importlib.import_module(f"allvm.platform.{module}")
+    monkeypatch.setattr(source, name, getattr(source, name) + "/* changed */")
+    assert libc_ir.platform_dir() != here
+
+
+def test_the_platforms_own_members_provide_their_symbols():
+    """Whatever a program pulls in first, the fixes, the allocator and the string functions
+    provide what they define: no libc member (zig's lib/c.zig defines strchr and qsort alike)
+    claims one of their symbols in the index, so the archive-style selection never takes a
+    member pulled in for another symbol as their provider."""
+    from allvm.platform import libc_ir
+
+    platform = libc_ir.load()
+    own = (libc_ir.FIXES_MEMBER, libc_ir.ALLOCATOR_MEMBER, libc_ir.STRINGS_MEMBER)
+    assert list(platform.members)[:3] == list(own)
+    provided = set().union(*(platform.members[m][0] for m in own))
+    assert {"malloc", "free", "posix_memalign", "strchr", "strcmp", "tolower"} <= provided
+    for name, (defines, _) in platform.members.items():
+        if name not in own:
+            assert not defines & provided, name

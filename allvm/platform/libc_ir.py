@@ -40,7 +40,7 @@ from allvm.platform import libc, malloc, strings
 from allvm.toolchain import MUSL_TARGET, zig_binary, zig_cache_dir, zig_env
 
 # Bump when the layout or the content of a build changes.
-BUILD_FORMAT = 4
+BUILD_FORMAT = 5
 # At most this many compilers at once: the machines this runs on are small and shared.
 JOBS = 2
 # The triple every member is given, the one program modules for musl carry.
@@ -132,9 +132,9 @@ def build(root: str, progress: Progress) -> None:
         os.makedirs(os.path.join(out, "members"))
         c_files = [c for c in compiles if _source(c).endswith(".c") and "/crt/" not in _source(c)]
         asm_files = [c for c in compiles if _source(c).endswith((".s", ".S"))]
-        members = [_fixes_member(out), _allocator_member(out), _string_member(out),
-                   *_compile_members(c_files, out, progress),
-                   _zig_member(out, progress)]
+        own = [_fixes_member(out), _allocator_member(out), _string_member(out)]
+        members = _own_first(own, [*_compile_members(c_files, out, progress),
+                                   _zig_member(out, progress)])
         index = {"format": BUILD_FORMAT, "members": members,
                  "natives": _native_runtime(asm_files, link, work, out),
                  "build_seconds": round(time.monotonic() - started, 1)}
@@ -148,6 +148,17 @@ def build(root: str, progress: Progress) -> None:
         progress(f"Platform IR built in {time.monotonic() - started:.0f} s: {root}")
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def _own_first(own: list, libc_members: list) -> list:
+    """The platform's own members, then the libc's, indexed so that no libc member claims a
+    symbol an own member defines. As in a native link, where the platform's objects come
+    before the libc archives, their definitions are the ones linked: a libc member pulled in
+    for another symbol (zig's lib/c.zig member defines strchr and qsort alike) must not stand
+    for them in the archive-style selection."""
+    provided = {symbol for _, defines, _ in own for symbol in defines}
+    return own + [[name, [d for d in defines if d not in provided], needs]
+                  for name, defines, needs in libc_members]
 
 
 def _sweep_abandoned(root: str) -> None:
