@@ -48,6 +48,14 @@ def test_allvm_debian_refuses_a_bad_list_in_one_line(tmp_path):
     assert not (tmp_path / "out").exists()
 
 
+def test_a_list_named_by_a_relative_path_gives_its_cases_an_absolute_one(tmp_path,
+                                                                         monkeypatch):
+    """Cases run in a scratch directory: {list} is the list's directory, made absolute."""
+    (tmp_path / "list.toml").write_text("[p]\n")
+    monkeypatch.chdir(tmp_path)
+    assert load_list(Path("list.toml"))["p"].directory == tmp_path
+
+
 def test_tests_file_becomes_one_tests_variable(tmp_path):
     (tmp_path / "t.txt").write_text("# a comment\na.sh\n\nb.sh\n")
     (tmp_path / "list.toml").write_text(

@@ -100,9 +100,11 @@ def _fields(where: str, table: dict, known: set[str], why: str) -> None:
 
 
 def load_list(path: Path) -> dict[str, Entry]:
-    """Every entry of the list, in its order; a malformed one is refused naming itself."""
+    """Every entry of the list, in its order; a malformed one is refused naming itself. Its
+    directory is absolute: a case runs in a scratch directory, not where the list was named."""
+    path = Path(path).absolute()
     try:
-        tables = tomllib.loads(Path(path).read_text())
+        tables = tomllib.loads(path.read_text())
     except OSError as e:
         raise AllvmError(f"{path}: {e.strerror}") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
@@ -110,6 +112,6 @@ def load_list(path: Path) -> dict[str, Entry]:
     entries = {}
     for name, raw in tables.items():
         if not isinstance(raw, dict):
-            raise AllvmError(f"{Path(path).name}: `{name}` is not a package table")
-        entries[name] = _checked(name, raw, Path(path))
+            raise AllvmError(f"{path.name}: `{name}` is not a package table")
+        entries[name] = _checked(name, raw, path)
     return entries
