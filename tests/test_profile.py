@@ -18,8 +18,10 @@ SKEWED_C = r"""
 volatile long sink;
 __attribute__((noinline)) void rare(long i) { sink += i * 3; }
 __attribute__((noinline)) void common(long i) { sink += i + 1; }
+__attribute__((noinline)) void never(void) { sink = -1; }
 int main(int argc, char **argv) {
     long n = argc > 1 ? atol(argv[1]) : 10;
+    if (argc > 5) never();
     for (long i = 0; i < n; i++) {
         if (i % 97 == 0) rare(i); else common(i);
         switch (i % 5) {
@@ -140,6 +142,10 @@ def test_counts_become_branch_weights_and_entry_counts(tmp_path):
                            re.MULTILINE))
     assert int(node[entry["main"]]) == 2 and int(node[entry["rare"]]) == rare
     assert '!"ProfileSummary"' in text and f'!"TotalCount", i64 {sum(counts)}' in text
+    # LLVM's profile use marks functions: hot ones for inlining, never-run ones cold.
+    marks = dict(re.findall(r"^define .*@(\w+)\(.*\) (?:local_unnamed_addr )?(\w+) #\d+", text,
+                            re.MULTILINE))
+    assert (marks["common"], marks["never"]) == ("inlinehint", "cold")
 
 
 def test_library_module_with_constructor_is_profiled(tmp_path, isolated_cache):

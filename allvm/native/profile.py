@@ -17,8 +17,10 @@ allexe holds it (before any further optimization):
   redirect, pipe and run the program several times. Every process's counts are summed.
 - The profiled build: the same text gets the counts as LLVM's own profile metadata --
   `function_entry_count` on functions, `branch_weights` on `br`/`switch`, and the module's
-  `ProfileSummary` (what hot and cold mean) -- then LLVM's default O2 pipeline (inlining,
-  block placement, hot/cold section layout read it) and the usual code generation.
+  `ProfileSummary` (what hot and cold mean), and as LLVM's own profile use does, `inlinehint`
+  on functions entered hot and `cold` on those whose counts are all cold -- then LLVM's
+  default O2 pipeline (inlining, block placement, hot/cold section layout read it) and the
+  usual code generation.
 
 The profile's identity (a hash of its counts) is part of the profiled binary's codegen id, so
 it is cached under a key of its own; the same binary is also stored under the allexe's
@@ -61,6 +63,9 @@ _MODULE_FLAGS = "!llvm.module.flags = !{"
 _CUTOFFS = (10000, 100000, 200000, 300000, 400000, 500000, 600000, 700000, 800000, 900000,
             950000, 990000, 999000, 999900, 999990, 999999)
 _MAX_WEIGHT = 0xFFFFFFFF
+# The cutoffs LLVM's profile summary analysis takes for hot and for cold counts.
+_HOT_CUTOFF, _COLD_CUTOFF = 990000, 999999
+_GROUP_REFERENCE = re.compile(r" #(\d+)(?= |$)")
 
 
 class Site:
@@ -318,6 +323,16 @@ class Summary:
                        ("MaxFunctionCount", max(entries, default=0)),
                        ("NumCounts", len(every)), ("NumFunctions", len(entries))]
         self.detailed = _detailed_summary(every)
+        least = {cutoff: count for cutoff, count, _ in self.detailed}
+        self.hot = least[_HOT_CUTOFF]
+        self.cold = min(least[_COLD_CUTOFF], self.hot)
+
+    def mark(self, entry: int, most: int) -> str:
+        """The attribute LLVM's own profile use gives a function: `inlinehint` when it is
+        entered hot, `cold` when even its largest count is cold, else none."""
+        if self.hot and entry >= self.hot:
+            return "inlinehint"
+        return "cold" if most <= self.cold else ""
 
     def nodes(self, metadata: "_Metadata") -> int:
         """The summary as metadata nodes; the top node's number."""
@@ -367,14 +382,19 @@ class _Metadata:
 def annotate(lines: list[str], sites: list[Site], counts: list[int], summary: Summary) -> str:
     """The module's text with the counts as profile metadata: entry counts on functions,
     branch weights on every `br` and `switch` that ran (earlier weights, e.g. from
-    __builtin_expect, give way to measured ones), and the program's summary as a module flag."""
+    __builtin_expect, give way to measured ones), hot and cold marks on functions (Summary.mark),
+    and the program's summary as a module flag."""
     out = list(lines)
     metadata = _Metadata(lines)
+    most = _largest_counts(sites, counts)
+    hot_groups = {m.group(1) for line in lines if line.startswith("attributes #") and " hot" in line
+                  for m in [re.match(r"attributes #(\d+) ", line)] if m}
     for site in sites:
         own = counts[site.first:site.first + site.width]
         if site.kind == _ENTRY:
             node = metadata.node(f'!"function_entry_count", i64 {own[0]}')
-            out[site.line] = f"{_PROF.sub('', out[site.line][:-1]).rstrip()} !prof !{node} {{"
+            line = f"{_PROF.sub('', out[site.line][:-1]).rstrip()} !prof !{node} {{"
+            out[site.line] = _marked(line, summary.mark(own[0], most[site.line]), hot_groups)
             continue
         if not any(own):
             continue  # never reached: no evidence either way (its function is cold anyway)
@@ -391,6 +411,27 @@ def annotate(lines: list[str], sites: list[Site], counts: list[int], summary: Su
     else:
         out.append(f"{_MODULE_FLAGS}!{flag}}}")
     return "\n".join(out + metadata.lines) + "\n"
+
+
+def _largest_counts(sites: list[Site], counts: list[int]) -> dict[int, int]:
+    """Each function's largest count (by the line of its `define`): its sites follow its entry."""
+    largest: dict[int, int] = {}
+    function = -1
+    for site in sites:
+        if site.kind == _ENTRY:
+            function = site.line
+        own = max(counts[site.first:site.first + site.width], default=0)
+        largest[function] = max(largest.get(function, 0), own)
+    return largest
+
+
+def _marked(define: str, attribute: str, hot_groups: set[str]) -> str:
+    """A `define` line with `attribute` among its function attributes (before its attribute
+    group); unchanged without a group, or when a `cold` would meet the program's own `hot`."""
+    group = _GROUP_REFERENCE.search(define)
+    if not attribute or group is None or (attribute == "cold" and group.group(1) in hot_groups):
+        return define
+    return f"{define[:group.start()]} {attribute}{define[group.start():]}"
 
 
 def _scaled(weights: list[int]) -> list[int]:
