@@ -3,6 +3,7 @@ build system uses (configure's conftests, -c/-o, -E, -M*, -S, several sources, .
 
 import os
 import subprocess
+from pathlib import Path
 
 import pytest
 from conftest import run_tool
@@ -91,6 +92,34 @@ def test_default_target_is_static_musl_and_gnu_by_variable(tmp_path):
         assert run_tool("wllvm-extract", tmp_path / name).returncode == 0
         run = run_tool("alley", tmp_path / f"{name}.allexe", "x")
         assert (run.returncode, run.stdout) == (0, "twice=4\n"), run.stderr
+
+
+def test_gnu_links_libraries_where_gcc_finds_them(tmp_path):
+    """A Debian library outside the multiarch directory (libax25-dev installs /usr/lib/
+    libax25.so): the gnu target finds it as gcc does, and the program runs."""
+    library = Path("/usr/lib/libzz-allvm-test.so")
+    write_sources(tmp_path)
+    gnu = {**os.environ, "ALLVM_CC_TARGET": "x86_64-linux-gnu"}
+    try:
+        made = allcc(tmp_path, "-shared", "-fPIC", "lib.c", "-o", str(library), env=gnu)
+        assert made.returncode == 0, made.stderr
+        linked = allcc(tmp_path, "main.c", "-lzz-allvm-test", "-o", "prog", env=gnu)
+        assert linked.returncode == 0, linked.stderr
+        assert subprocess.run([tmp_path / "prog"], capture_output=True, text=True).stdout \
+            == "twice=2\n"
+    finally:
+        library.unlink(missing_ok=True)
+
+
+def test_traditional_preprocessing_pastes_across_comments(tmp_path):
+    """imake's templates (Imake.tmpl): `gcc -E -traditional` pastes `<`, `X11` and `.rules>`
+    into one name (clang's traditional mode: `' X11 .rules' file not found`)."""
+    (tmp_path / "X11.rules").write_text("pasted\n")
+    (tmp_path / "t.c").write_text("#define Concat3(a,b,c)a/**/b/**/c\n"
+                                  "#define RULES Concat3(<,X11,.rules>)\n#include RULES\n")
+    run = allcc(tmp_path, "-E", "-traditional", "-I.", "t.c")
+    assert run.returncode == 0, run.stderr
+    assert "pasted" in run.stdout
 
 
 def test_configure_style_probes(tmp_path):

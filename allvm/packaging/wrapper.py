@@ -74,7 +74,11 @@ _LINK_ONLY = {"-shared", "-static", "-rdynamic", "-s", "-pie", "-no-pie", "-nost
 _LINK_ONLY_WITH_VALUE = {"-L", "-l", "-Xlinker", "-T", "-u", "-z", "-e"}
 # The host's headers and libraries, for the gnu target (Debian's multiarch layout).
 HOST_INCLUDE_DIRS = ("/usr/include/x86_64-linux-gnu", "/usr/include")
-HOST_LIBRARY_DIRS = ("/usr/lib/x86_64-linux-gnu", "/lib/x86_64-linux-gnu")
+# gcc's search order for Debian's libraries: multiarch first, then the directories that
+# packages without multiarch still install into (libax25-dev: /usr/lib/libax25.so).
+HOST_LIBRARY_DIRS = ("/usr/lib/x86_64-linux-gnu", "/lib/x86_64-linux-gnu", "/usr/lib", "/lib")
+TRADITIONAL = {"-traditional", "-traditional-cpp"}
+GCC = "/usr/bin/gcc"
 # Options dropped, with the reason noted on stderr (prefix match).
 DROPPED_OPTIONS = {
     "-flto": "link-time optimization would make objects bitcode; allcc keeps each unit's "
@@ -472,12 +476,22 @@ def record_library_dirs(invocation: Invocation, output: str) -> None:
     os.replace(tmp, output)
 
 
+def traditional_preprocessing(argv: list[str]) -> bool:
+    """`-E -traditional[-cpp]` where GCC is installed: imake runs `gcc -E -traditional` over
+    its templates, which paste names across comments (`a/**/b`) as only GCC's traditional
+    preprocessor does (clang's leaves a space: `<X11 .rules>`, pacman). The output is text,
+    no code, so Debian's GCC makes it and no IR is lost."""
+    return "-E" in argv and bool(TRADITIONAL & set(argv)) and os.access(GCC, os.X_OK)
+
+
 def main(argv: list[str], cxx: bool) -> int:
     """Run one compiler command line the way clang would, keeping bitcode on the side."""
     argv = without_dropped(argv)
     if argv == ["-dumpmachine"]:
         print(machine())
         return 0
+    if traditional_preprocessing(argv):
+        os.execv(GCC, [GCC, *argv])
     if Invocation(argv, cxx).uses_libstdcxx:
         argv = with_libstdcxx_by_path(argv)
     invocation = Invocation(argv, cxx)
