@@ -77,12 +77,13 @@ $(CORPUS_DEPS): $(INSTALLED)
 	apt-get install -y -q autoconf automake libtool libtool-bin bison flex tcl
 	touch $@
 
-# Build the corpus packages with allcc, extract allexes, run their tests natively and under
-# alley; writes corpus/results.md and .json. PACKAGES="bzip2 zlib" for a part of it;
-# MODES="native platform-ir" tests the allexes built with alltogether -platform-ir instead
-# (into corpus/results-platform-ir.md).
+# The corpus is a package list (corpus/packages.toml) that allvm-debian builds, 2 packages at
+# once, into build/corpus/ (Debian's build, allexes, the tests natively and on alley's two
+# paths); corpus/results.md and .json count the programs passing. PACKAGES="bzip2 zlib" for a
+# part of it (the results keep the other packages' last reports).
 corpus: setup $(CORPUS_DEPS)
-	$(PY) -m corpus.run $(PACKAGES) $(if $(MODES),--modes "$(MODES)")
+	-$(VENV)/bin/allvm-debian build -list corpus/packages.toml -o build/corpus -j 2 $(PACKAGES)
+	$(PY) -m corpus.results build/corpus
 
 # allvm-debian on N source packages of bookworm main that nobody chose (the seeded rule:
 # allvm/packaging/debian_sample.py), 2 at once into build/distro-sample/; the report is copied

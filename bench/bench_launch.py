@@ -5,7 +5,8 @@ binary directly, in alternating rounds: `./prog.allexe` (its `#!` line names all
 launcher), a binfmt_misc start of the same allexe without its `#!` line (`allvm-binfmt`, under
 names of the benchmark's own, removed afterwards), and `alley prog.allexe`. Programs: a
 one-module hello, the corpus's largest allexe (sqlite3) and the coreutils mux (`true`).
-The figure needs root (binfmt_misc) and the corpus's allexes (`make corpus` code, reused).
+The figure needs root (binfmt_misc) and the corpus's allexes (`make corpus`'s, or built by
+allvm-debian with the corpus list where it has not).
 
 Run alone: .venv/bin/python bench/bench_launch.py [--runs N]
 """
@@ -52,11 +53,11 @@ def named(target: Path, directory: Path, name: str) -> str:
 
 def programs(corpus_allexes) -> list[tuple[str, Path, str, list[str], str, float]]:
     """(label, allexe, program name for argv[0], arguments, goal text, goal in seconds);
-    `corpus_allexes(package)` gives a corpus package's (build tree, allexes)."""
+    `corpus_allexes(package)` gives a corpus package's allexes by program name."""
     bench_alley.WORK.mkdir(parents=True, exist_ok=True)
     hello = bench_alley.build_hello("x86_64-linux-musl")
-    _, sqlite = corpus_allexes("sqlite3")
-    _, coreutils = corpus_allexes("coreutils")
+    sqlite = corpus_allexes("sqlite3")
+    coreutils = corpus_allexes("coreutils")
     mux = WORK / "coreutils.allexe"
     run([tool("allmux"), *map(str, coreutils.values()), "-o", str(mux), "-f"])
     return [("hello (1 module)", hello, "hello", [], "≤ 0.5 ms", 0.0005),

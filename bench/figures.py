@@ -7,6 +7,7 @@ figure 3 builds bzip2, Lua and sqlite3 from Debian source three ways (allcc → 
 allready; zig cc -O2 static; gcc -O2), from the same sources with the same flags.
 """
 
+import json
 import os
 import random
 import re
@@ -36,15 +37,20 @@ from demo import BUILD as DEMO_BUILD  # noqa: E402
 from demo import PROGRAMS as DEMO_PROGRAMS  # noqa: E402
 
 from allvm.packaging.debian import fetch_source  # noqa: E402
-from allvm.toolchain import MUSL_TARGET, zig_command, zig_env  # noqa: E402
-from corpus import run as corpus_run  # noqa: E402
-from corpus.recipes import PACKAGES as CORPUS_PACKAGES  # noqa: E402
-from corpus.recipes import build_variables, run_build  # noqa: E402
+from allvm.packaging.debian_list import load_list  # noqa: E402
+from allvm.packaging.debian_package import build_package  # noqa: E402
+from allvm.toolchain import GNU_TARGET, MUSL_TARGET, zig_command, zig_env  # noqa: E402
+from corpus.results import LIST as CORPUS_LIST  # noqa: E402
+from corpus.results import OUT as CORPUS_OUT  # noqa: E402
 
 WORK = ROOT / "build" / "bench"
 SOURCES = ROOT / "build" / "bench-src"
 CACHE = WORK / "cache"
-COREUTILS = CORPUS_PACKAGES["coreutils"]
+# Figure 5's other coreutils builds (gcc's dynamic one, allcc's --enable-single-binary) are
+# not Debian's build, so allvm-debian makes neither: they are built here, from the same source.
+COREUTILS_BUILD = ["FORCE_UNSAFE_CONFIGURE=1 ./configure --enable-install-program=arch "
+                   "--disable-nls --without-selinux --without-openssl --without-gmp {extra}",
+                   f"make -j{os.cpu_count() or 1} MAKEINFO=true"]
 MERGE_PIPELINE = "constmerge,mergefunc,globaldce"
 
 
@@ -408,26 +414,36 @@ def fig4_alltogether(s: Settings) -> list[dict]:
 
 # --- figure 5: allmux ------------------------------------------------------------------------
 
-def corpus_allexes(package: str) -> tuple[Path, dict[str, Path]]:
-    """A corpus package's build tree and allexes, built by `make corpus`'s own code (reused
-    when `make corpus` already built it: build/corpus)."""
-    result = corpus_run.new_result(package)
-    tree, _, allexes = corpus_run.package_allexes(package, corpus_run.WORK, result)
-    if result["failures"]:
-        raise RuntimeError(f"{package}: {result['failures'][0]}")
-    return tree, allexes
+def corpus_allexes(package: str) -> dict[str, Path]:
+    """A corpus package's allexes by program name, where `make corpus` leaves them
+    (build/corpus/PKG/allexes); made by allvm-debian with the list's entry (no tests) where
+    it has not."""
+    path = CORPUS_OUT / package / "report.json"
+    report = json.loads(path.read_text()) if path.exists() else None
+    if (not report or report["error"]
+            or not all(os.path.exists(p["allexe"]) for p in report["programs"])):
+        print(f"building the corpus package {package} (allvm-debian, no tests)", flush=True)
+        report = build_package(package, CORPUS_OUT, jobs=os.cpu_count() or 1, test=False,
+                               entry=load_list(CORPUS_LIST).get(package))
+        if report["error"]:
+            raise RuntimeError(f"{package}: {report['error']}")
+    return {p["name"]: Path(p["allexe"]) for p in report["programs"]}
 
 
-def coreutils_build(label: str, cc: str, extra_flags: list[str]) -> Path:
-    """coreutils built again from the same source with CC and the corpus's configure flags."""
+def coreutils_build(label: str, cc: str, target: str, extra_flags: list[str]) -> Path:
+    """coreutils built again from the same source with CC for TARGET (its configure flags as
+    COREUTILS_BUILD says)."""
     tree = Path(fetch_source("coreutils", str(SOURCES / label)))
     stamp = tree / ".allvm-bench-built"
     if not stamp.exists():
         print(f"fig 5: building coreutils ({label}: CC={cc} {' '.join(extra_flags)})",
               flush=True)
-        run_build(COREUTILS, tree, corpus_run.tool_env(), SOURCES / f"{label}.log",
-                  build_variables(COREUTILS, tree, corpus_run.WORK, cc=cc,
-                                  extra=" ".join(extra_flags)))
+        env = {**os.environ, "CC": cc, "ALLVM_CC_TARGET": target}
+        with open(SOURCES / f"{label}.log", "w") as log:
+            for line in COREUTILS_BUILD:
+                subprocess.run(["bash", "-c", line.format(extra=" ".join(extra_flags))],
+                               cwd=tree, env=env, stdout=log, stderr=subprocess.STDOUT,
+                               check=True)
         stamp.write_text("")
     return tree
 
@@ -443,17 +459,18 @@ def fig5_coreutils(s: Settings) -> list[dict]:
     build plus the shared libraries, and its own --enable-single-binary build."""
     work = WORK / "allmux-coreutils"
     work.mkdir(parents=True, exist_ok=True)
-    _, allexes = corpus_allexes("coreutils")
+    allexes = corpus_allexes("coreutils")
     names = sorted(allexes)
     muxed = str(work / "coreutils.allexe")
     run([tool("allmux"), *map(str, allexes.values()), "-o", muxed, "-f"])
     mux = static_binary(muxed, str(CACHE))
     run([tool("allready"), *map(str, allexes.values())], env=cache_env(CACHE))
     statics = {n: static_binary_path(str(allexes[n]), str(CACHE)) for n in names}
-    dynamic_tree = coreutils_build("coreutils-gcc", "gcc", [])
+    dynamic_tree = coreutils_build("coreutils-gcc", "gcc", GNU_TARGET, [])
     dynamics = [stripped(dynamic_tree / "src" / n, work / f"{n}.dynamic") for n in names]
     libraries = bench_allmux.shared_libraries(dynamics)
-    single_tree = coreutils_build("coreutils-single", "allcc", ["--enable-single-binary"])
+    single_tree = coreutils_build("coreutils-single", tool("allcc"), GNU_TARGET,
+                                  ["--enable-single-binary"])
     single = stripped(single_tree / "src" / "coreutils", work / "coreutils.single")
     # The mux linked into one module, where LLVM's mergefunc/constmerge find the copies of
     # gnulib every program carries: allvm's own tools, composed.
@@ -473,7 +490,8 @@ def fig5_coreutils(s: Settings) -> list[dict]:
          sum(map(os.path.getsize, [*dynamics, *libraries])), "configure CC=gcc && make; strip",
          "", None),
         ("--enable-single-binary", os.path.getsize(single), "configure CC=allcc "
-         "--enable-single-binary && make; strip (zig cc -O2, static musl)", "≤ 1.0×", 1.0),
+         "--enable-single-binary && make; strip (zig cc -O2, x86_64-linux-gnu like the "
+         "Debian-built allexes)", "≤ 1.0×", 1.0),
     ]
     records = [size_record("5 allmux (coreutils)", contender, size, baseline, baseline_size,
                            goal=goal, goal_max=goal_max, commands=(command, baseline_command))
@@ -537,8 +555,7 @@ def allready_allexes(s: Settings) -> list[str]:
     if s.quick:
         allexes = [os.path.join(DEMO_BUILD, f"{n}.allexe") for n in DEMO_PROGRAMS]
         return allexes + [build_program(p)["allexe"] for p in PROGRAMS if p.name != "sqlite3"]
-    return [str(a) for name, package in CORPUS_PACKAGES.items() if not package.library
-            for a in corpus_allexes(name)[1].values()]
+    return [str(a) for name in load_list(CORPUS_LIST) for a in corpus_allexes(name).values()]
 
 
 def fig6_allready(s: Settings) -> list[dict]:
