@@ -145,20 +145,3 @@ def test_every_kind_of_build_step_uses_libstdcxx(tmp_path):
     assert proc.returncode == 0 and f"{headers}/string" in proc.stdout, proc.stderr
     allcxx("-shared", "-fPIC", "t.cpp", "-o", "libt.so", cwd=tmp_path)
     assert "libstdc++.so.6" in needed(tmp_path / "libt.so")
-
-
-def test_a_shared_library_unloaded_runs_its_destructors_then(tmp_path):
-    """A C++ library's static objects are destroyed when dlclose unloads it, as with gcc's
-    crtbeginS.o; left registered, their destructors ran at exit on unmapped memory (a crash:
-    galera-3's wsrep_test)."""
-    (tmp_path / "lib.cpp").write_text('#include <string>\nstatic std::string name(100, \'x\');\n'
-                                      'extern "C" int size() { return name.size(); }\n')
-    (tmp_path / "main.c").write_text(
-        '#include <dlfcn.h>\n#include <stdio.h>\nint main(void) {\n'
-        '  void *lib = dlopen("./libt.so", RTLD_NOW); if (!lib) return 2;\n'
-        '  printf("%d\\n", ((int (*)(void))dlsym(lib, "size"))()); dlclose(lib); return 0; }\n')
-    allcxx("-shared", "-fPIC", "lib.cpp", "-o", "libt.so", cwd=tmp_path)
-    proc = run_tool("allcc", "main.c", "-o", "main", cwd=tmp_path, env=GNU)
-    assert proc.returncode == 0, proc.stderr
-    proc = subprocess.run(["./main"], cwd=tmp_path, capture_output=True, text=True)
-    assert (proc.stdout, proc.returncode) == ("100\n", 0)

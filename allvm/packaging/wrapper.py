@@ -291,16 +291,6 @@ def libstdcxx_link_options(invocation: Invocation, cxx: bool) -> list[str]:
     return ["-nostdlib++", *runtime.libstdcxx_libraries()]
 
 
-def shared_library_link_options(invocation: Invocation) -> list[str]:
-    """What a link of a shared library for the gnu target adds: the `__cxa_finalize` call
-    gcc's crtbeginS.o would give it (allvm.platform.cxx.finalizer_object)."""
-    if not (invocation.uses_libstdcxx and invocation.links and invocation.has("-shared")):
-        return []
-    from allvm.platform import cxx
-
-    return [cxx.finalizer_object()]
-
-
 def with_libstdcxx_by_path(argv: list[str]) -> list[str]:
     """The command line with `-lstdc++` (which zig links as its libc++) as Debian's libstdc++
     and libgcc_s by path, for the gnu target."""
@@ -431,7 +421,6 @@ def compile_and_link(invocation: Invocation, cxx: bool) -> int:
                             "-Qunused-arguments", *link_inputs,
                             *platform_link_args(invocation),
                             *libstdcxx_link_options(invocation, cxx),
-                            *shared_library_link_options(invocation),
                             *gnu_link_options(invocation), "-o", output]).wait()
 
 
@@ -443,7 +432,6 @@ def pass_through(argv: list[str], cxx: bool, *, link: bool = False) -> int:
     return zig_cc(cxx, [*base_options(invocation), *argv,
                         *libstdcxx_compile_options(invocation, invocation.has_cxx), *extra,
                         *libstdcxx_link_options(invocation, cxx),
-                        *shared_library_link_options(invocation),
                         *gnu_link_options(invocation)]).wait()
 
 

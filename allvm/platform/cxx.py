@@ -118,25 +118,3 @@ def libstdcxx_include_dirs() -> list[str]:
     version = max(versions, key=int)
     base = os.path.join(_GNU_CXX_INCLUDE, version)
     return [base, os.path.join(_GNU_CXX_TARGET_INCLUDE, version), os.path.join(base, "backward")]
-
-
-# What gcc's crtbeginS.o does for a shared library and zig's link does not: at unload (dlclose,
-# or the end of the process), run the destructors its code registered with `__cxa_atexit`
-# (C++ static objects), by `__cxa_finalize` with the library's `__dso_handle` (lld's). Without
-# it they stay registered after dlclose and run at exit on unmapped memory (galera-3's
-# wsrep_test, which loads and unloads libgalera_smm.so, crashed so).
-_FINALIZER_SOURCE = """\
-extern void __cxa_finalize(void *) __attribute__((weak));
-extern char __dso_handle;
-static void finalize(void) { if (__cxa_finalize) __cxa_finalize(&__dso_handle); }
-__attribute__((section(".fini_array"), used)) static void (*entry)(void) = finalize;
-"""
-
-
-def finalizer_object() -> str:
-    """The object that gives a gnu shared library its `__cxa_finalize` call, compiled once
-    into zig's cache directory."""
-    from allvm.platform.libc import cached_object, compile_c
-
-    return cached_object("allvm-dso-finalizer", _FINALIZER_SOURCE, lambda path: compile_c(
-        _FINALIZER_SOURCE, path, "-fPIC", what="compiling the shared library finalizer"))
