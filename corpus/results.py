@@ -3,8 +3,8 @@ left them (OUT/PKG/report.json), counted by program.
 
     python -m corpus.results [OUT]      (OUT: build/corpus, where `make corpus` builds)
 
-A program passes when it became an allexe and no test of it that passes natively fails on
-alley's JIT or static path; a test is the program's whose name its file name starts with
+A program passes when it became an allexe and no test of it that passes natively fails or is
+skipped on alley's JIT or static path; a test is the program's whose name its file name starts with
 (tests/misc/sort-float.sh: sort), a test naming no program is every program's. A program
 whose package's tests never ran on alley's paths does not pass (untested is not passing).
 """
