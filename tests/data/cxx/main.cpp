@@ -1,4 +1,4 @@
-// What the platform must give a C++ program (SPEC §4): exceptions and RTTI across translation
+// What the platform must give a C++ program (allvm/platform/cxx.py): exceptions and RTTI across translation
 // units and modules, static constructors/destructors in order (also on exit()), thread_local,
 // std::thread, iostreams and a program-replaced operator new/delete.
 #include "shapes.h"
