@@ -8,6 +8,7 @@ from conftest import build_allexe, run_tool
 from allvm.allexe import Allexe
 from allvm.cache import Cache, static_binary_key
 from allvm.native import profile
+from allvm.native.carry import carried_allexe
 from allvm.native.settings import static_settings
 from allvm.toolchain import GNU_TARGET
 
@@ -73,6 +74,7 @@ def test_profile_run_caches_profiled_binary_alley_runs(tmp_path, isolated_cache)
     binaries = {Cache(str(isolated_cache)).read_entry(
         str(isolated_cache / "static_binaries" / key))[0] for key in (default_key, own_key)}
     assert len(binaries) == 1
+    assert carried_allexe(binaries.pop(), "profiled") == allexe.read_bytes()  # as allready's
     run = run_tool("alley", allexe, "3000")
     assert (run.returncode, run.stdout) == (0, expected_output(3000))
     assert not list((isolated_cache / "objects").iterdir())  # a cache hit: nothing compiled

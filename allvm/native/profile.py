@@ -40,6 +40,7 @@ from allvm.allexe import Allexe, pack_allexe
 from allvm.cache import Cache, static_binary_key, stored_digest
 from allvm.errors import AllvmError
 from allvm.native.build import Build, store_static_binary
+from allvm.native.carry import carried
 from allvm.native.settings import FAST, static_settings
 
 PROFILE_DIR_VARIABLE = "ALLVM_PROFILE_DIR"
@@ -468,7 +469,8 @@ def build_profiled(allexe: Allexe, commands: list[str], cache: Cache) -> str:
     if found is not None and found[1] == tag:
         binary = found[0]
     else:
-        binary = build_optimized(allexe, modules, profile, settings, cache)
+        binary = carried(build_optimized(allexe, modules, profile, settings, cache), allexe,
+                         settings)  # as every static binary: it carries its allexe
         store_static_binary(cache, own, binary, tag)
     path = cache.static_binary_path(static_binary_key(allexe))
     store_static_binary(cache, path, binary, tag)
