@@ -47,7 +47,11 @@ def exec_program(program: str | int, argv: list[str]) -> None:
     """Become the program (a path, or a descriptor of the file checked): its argv, alley's
     environment, the caller's signal dispositions."""
     restore_caller_dispositions()
-    os.execve(program, argv, original_environ())
+    try:
+        os.execve(program, argv, original_environ())
+    except OSError as e:  # e.g. a cached entry its owner made not executable
+        name = "the cached static binary" if isinstance(program, int) else f"'{program}'"
+        raise AllvmError(f"cannot run {name}: {e.strerror}") from None
 
 
 def run_cached(allexe_path: str, argv: list[str], *, objects: bool = True,
@@ -74,7 +78,10 @@ def run_cached(allexe_path: str, argv: list[str], *, objects: bool = True,
             from allvm.native import promote
 
             promote.start_promoter(allexe, cache)
-        exec_program(fd, argv)
+        try:
+            exec_program(fd, argv)
+        except AllvmError:  # the full path reports it
+            return
     if not objects:
         return
     tier = tier or jit_tier()

@@ -1,5 +1,6 @@
 """The cache (README, "The cache"), as alley and allready fill and use it."""
 
+import os
 import subprocess
 import sys
 import textwrap
@@ -254,3 +255,22 @@ def test_a_put_that_must_not_replace_keeps_the_entry_there(isolated_cache):
     assert cache.put(path, b"rebuilt", executable=True)  # a plain put replaces
     assert cache.read_entry(path) == (b"rebuilt", b"")
     assert not (isolated_cache / "tmp").exists()
+
+
+def test_an_entry_that_cannot_be_run_is_one_line(two_modules, isolated_cache):
+    """Its owner made the cached binary not executable: the Python alley runs the program
+    from the JIT path instead; -force-static, which must run that binary, says why it cannot
+    in one line (no traceback)."""
+    assert alley("-force-static", two_modules, "s").returncode == 0
+    [binary] = entries(isolated_cache, "static_binaries")
+    os.chmod(isolated_cache / "static_binaries" / binary, 0o644)
+
+    def python_alley(*options):
+        return subprocess.run([sys.executable, "-m", "allvm.tools.alley", *options,
+                               two_modules], capture_output=True, text=True)
+
+    assert python_alley().stdout == "42 -\n"
+    run = python_alley("-force-static")
+    assert (run.returncode, run.stdout) == (1, ""), run.stderr
+    assert run.stderr.splitlines() == [
+        "alley: cannot run the cached static binary: Permission denied"], run.stderr
