@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 from conftest import run_tool, tool_path
-from test_cluster import DaskCluster, free_port
+from test_cluster import DaskCluster, free_port, two_workers
 
 PACKAGE = "rs"
 UNKNOWN = "no-such-package-xyz"
@@ -42,16 +42,8 @@ MACHINE_FIELDS = {"seconds", "build_seconds", "build_deps_installed"}
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
-    cluster = DaskCluster(tmp_path_factory.mktemp("dask"))
-    try:
-        cluster.start_scheduler()
-        cluster.start_worker("worker-1")
-        cluster.start_worker("worker-2")
-        cluster.connect()
-        cluster.wait_for_workers(2)
+    with two_workers(tmp_path_factory.mktemp("dask")) as cluster:
         yield cluster
-    finally:
-        cluster.stop_all()
 
 
 @pytest.fixture(scope="module")

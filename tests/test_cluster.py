@@ -1,6 +1,7 @@
 """allready -scheduler: code generation on a real Dask cluster (`dask scheduler` and two
 `dask worker` processes on free loopback ports), against a local allready's binaries."""
 
+import contextlib
 import os
 import signal
 import socket
@@ -91,9 +92,10 @@ class DaskCluster:
         return self.client.get_task_stream(start=start)
 
 
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory):
-    cluster = DaskCluster(tmp_path_factory.mktemp("dask"))
+@contextlib.contextmanager
+def two_workers(directory):
+    """A scheduler and two workers, connected; all stopped afterwards, also on failure."""
+    cluster = DaskCluster(directory)
     try:
         cluster.start_scheduler()
         cluster.start_worker("worker-1")
@@ -103,6 +105,12 @@ def cluster(tmp_path_factory):
         yield cluster
     finally:
         cluster.stop_all()
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    with two_workers(tmp_path_factory.mktemp("dask")) as cluster:
+        yield cluster
 
 
 def slow_c(seed: int) -> str:
