@@ -15,7 +15,6 @@ big cluster ("Scaling out").
 
 import argparse
 import os
-import resource
 import shutil
 import signal
 import socket
@@ -30,7 +29,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE), str(HERE.parent)]
 
-from common import Command, measure, print_table, ratio_record  # noqa: E402
+from common import Command, children_cpu, measure, print_table, ratio_record  # noqa: E402
 
 from allvm.allexe import Allexe, write_allexe  # noqa: E402
 from allvm.cache import object_key  # noqa: E402
@@ -92,11 +91,6 @@ def cpu_seconds(pid: int) -> float:
     """User + system CPU time of a running process so far."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def children_cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
 
 
 def cold_cache(cache: Path):

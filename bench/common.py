@@ -79,7 +79,7 @@ def time_once(command: Command) -> float:
     fails if the command fails."""
     if command.before is not None:
         command.before()
-    clock = _children_cpu if command.cpu_time else time.perf_counter
+    clock = children_cpu if command.cpu_time else time.perf_counter
     start = clock()
     proc = subprocess.run(command.argv, env=command.env, input=command.stdin, cwd=command.cwd,
                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -90,7 +90,7 @@ def time_once(command: Command) -> float:
     return elapsed
 
 
-def _children_cpu() -> float:
+def children_cpu() -> float:
     """User + system CPU seconds of every child process waited for so far."""
     import resource
 
