@@ -7,6 +7,7 @@ with a worker killed under it; the module's other runs fail fast (an unknown pac
 unreachable scheduler, no deb-src) or are interrupted early (hello). About 4 minutes in all on
 two cores shared with other builds."""
 
+import io
 import json
 import os
 import queue
@@ -14,6 +15,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tarfile
 import tempfile
 import threading
 import time
@@ -374,3 +376,25 @@ def test_the_local_path_imports_no_dask(tmp_path):
 def test_help_names_the_scheduler():
     proc = run_tool("allvm-debian", "--help")
     assert "-scheduler ADDRESS" in proc.stdout and "$ALLVM_SCHEDULER" in proc.stdout
+
+
+def test_results_are_unpacked_whole(tmp_path):
+    """A broken archive (a stop while unpacking is one) leaves no report.json behind; a good
+    one lands in OUT/PKG with nothing left beside it."""
+    from allvm.packaging.debian_cluster import unpack
+
+    out = tmp_path / "pkg"
+    out.mkdir()
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        for name, data in (("report.json", b"{}"), ("allexes/a.allexe", b"x" * 100_000)):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    archive = buffer.getvalue()
+    with pytest.raises((tarfile.TarError, EOFError, OSError)):
+        unpack(archive[:len(archive) // 2], out)
+    assert list(out.iterdir()) == [] and sorted(p.name for p in tmp_path.iterdir()) == ["pkg"]
+    unpack(archive, out)
+    assert sorted(p.name for p in out.iterdir()) == ["allexes", "report.json"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pkg"]

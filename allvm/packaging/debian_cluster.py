@@ -25,6 +25,7 @@ import contextlib
 import io
 import json
 import os
+import shutil
 import signal
 import subprocess
 import tarfile
@@ -109,9 +110,21 @@ def received(name: str, future: Future, out_root: Path) -> dict:
         report["error"] = f"{name}: the cluster's task failed ({type(e).__name__}: {e})"
         write_report(out, report)
         return report
-    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
-        tar.extractall(out, filter="tar")
+    unpack(archive, out)
     return json.loads((out / "report.json").read_text())
+
+
+def unpack(archive: bytes, out: Path) -> None:
+    """The archive's files into `out`, report.json last: a stop while unpacking leaves no
+    report, so the package is not taken as done (a resumed sample builds it again)."""
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+            tar.extractall(staging, filter="tar")
+        for entry in sorted(staging.iterdir(), key=lambda p: p.name == "report.json"):
+            entry.replace(out / entry.name)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 # --- on a worker ------------------------------------------------------------------------------
